@@ -1,0 +1,134 @@
+"""Audio branch: 16 kHz waveform -> frame features (MFCC, energy, pitch, voicing, deltas) -> AudioEncoder.
+
+Features (librosa, 10 ms hop) per frame, F = 3 * n_mfcc + 5:
+  MFCC (n_mfcc) and their first and second deltas; log RMS energy and its delta; log F0 (YIN, 0 where unvoiced)
+  and its delta; a voicing flag. The encoder normalises them with statistics fitted on the training set
+  (buffers stored in the checkpoint), runs a small dilated 1-D CNN, and pools mean and standard deviation over
+  time (x-vector style), so clips of any length map to one (D,) embedding.
+An optional pretrained speech encoder (a transformers model id in AudioConfig.pretrained_id, e.g. a wav2vec 2.0)
+adds its time-averaged hidden state when configured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import librosa
+import numpy as np
+import torch
+from torch import nn
+
+
+@dataclass
+class AudioConfig:
+    """Feature extraction and the audio network."""
+
+    sample_rate: int = 16_000
+    n_mfcc: int = 20
+    n_fft: int = 400  # 25 ms
+    hop_length: int = 160  # 10 ms
+    fmin: float = 65.0  # F0 search range, Hz
+    fmax: float = 500.0
+    channels: int = 128
+    silence_db: float = -50.0  # a clip whose loudest 100 ms is below this (dBFS) is silent
+    pretrained_id: str | None = None  # e.g. "facebook/wav2vec2-base"; None: features only
+    pretrained_config: dict | None = None  # its transformers config, filled in when the checkpoint is saved
+
+    @property
+    def n_features(self) -> int:
+        return 3 * self.n_mfcc + 5
+
+
+def audio_features(wave: np.ndarray, config: AudioConfig | None = None) -> np.ndarray:
+    """(N,) float32 at config.sample_rate -> (T, F) float32 frame features, T = 1 + N // hop_length."""
+    config = config or AudioConfig()
+    wave = np.asarray(wave, dtype=np.float32)
+    if wave.size < config.n_fft:
+        wave = np.pad(wave, (0, config.n_fft - wave.size))
+    sr, hop, n_fft = config.sample_rate, config.hop_length, config.n_fft
+    mfcc = librosa.feature.mfcc(y=wave, sr=sr, n_mfcc=config.n_mfcc, n_fft=n_fft, hop_length=hop, n_mels=40)
+    rms = librosa.feature.rms(y=wave, frame_length=n_fft, hop_length=hop)
+    log_e = np.log(rms + 1e-5)
+    f0 = librosa.yin(wave, fmin=config.fmin, fmax=config.fmax, sr=sr, frame_length=1024, hop_length=hop)[None]
+    zcr = librosa.feature.zero_crossing_rate(wave, frame_length=n_fft, hop_length=hop)
+    t = min(mfcc.shape[1], rms.shape[1], f0.shape[1], zcr.shape[1])
+    mfcc, log_e, f0, zcr, rms = mfcc[:, :t], log_e[:, :t], f0[:, :t], zcr[:, :t], rms[:, :t]
+    voiced = ((rms > 0.05 * rms.max()) & (zcr < 0.2)).astype(np.float32)
+    log_f0 = np.log(f0) * voiced
+    width = min(9, t if t % 2 else t - 1)
+    deltas = [np.zeros_like(x) if width < 3 else librosa.feature.delta(x, width=width, order=o)
+              for x, o in ((mfcc, 1), (mfcc, 2), (log_e, 1), (log_f0, 1))]
+    feats = np.concatenate([mfcc, deltas[0], deltas[1], log_e, deltas[2], log_f0, deltas[3], voiced])
+    return np.ascontiguousarray(feats.T, dtype=np.float32)
+
+
+def loudness_db(wave: np.ndarray, sample_rate: int = 16_000) -> float:
+    """The loudest 100 ms of the clip, in dBFS (RMS); -inf for digital silence."""
+    win = max(1, sample_rate // 10)
+    if wave.size == 0:
+        return float("-inf")
+    n = wave.size // win * win
+    frames = wave[:n].reshape(-1, win) if n else wave[None]
+    peak = float(np.sqrt((frames.astype(np.float64) ** 2).mean(1)).max())
+    return 20 * np.log10(peak) if peak > 0 else float("-inf")
+
+
+def is_silent(wave: np.ndarray | None, config: AudioConfig | None = None) -> bool:
+    """True when there is no audio or its loudest 100 ms is below config.silence_db."""
+    config = config or AudioConfig()
+    return wave is None or wave.size < config.sample_rate // 10 or loudness_db(wave) < config.silence_db
+
+
+class AudioEncoder(nn.Module):
+    """Frame features -> (B, D). forward(feats (B, T, F), lengths (B,), wave (B, N) optional)."""
+
+    def __init__(self, config: AudioConfig, embed_dim: int):
+        super().__init__()
+        self.config = config
+        f, c = config.n_features, config.channels
+        self.register_buffer("feature_mean", torch.zeros(f))
+        self.register_buffer("feature_std", torch.ones(f))
+        self.conv = nn.Sequential(
+            nn.Conv1d(f, c, 5, padding=2), nn.BatchNorm1d(c), nn.ReLU(),
+            nn.Conv1d(c, c, 3, padding=2, dilation=2), nn.BatchNorm1d(c), nn.ReLU(),
+            nn.Conv1d(c, c, 3, padding=3, dilation=3), nn.BatchNorm1d(c), nn.ReLU(),
+        )
+        self.speech = None
+        extra = 0
+        if config.pretrained_id or config.pretrained_config:
+            self.speech = _speech_model(config)
+            extra = self.speech.config.hidden_size
+        self.proj = nn.Sequential(nn.Dropout(0.3), nn.Linear(2 * c + extra, embed_dim), nn.GELU())
+
+    def fit_normalizer(self, feats: list[np.ndarray]) -> None:
+        """Set the feature mean/std from a list of (T, F) training feature arrays."""
+        allf = np.concatenate(feats)
+        self.feature_mean.copy_(torch.from_numpy(allf.mean(0)))
+        self.feature_std.copy_(torch.from_numpy(allf.std(0) + 1e-4))
+
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor, wave: torch.Tensor | None = None) -> torch.Tensor:
+        """feats (B, T, F) padded, lengths (B,) frames -> (B, D). wave (B, N) only with a pretrained encoder."""
+        x = ((feats - self.feature_mean) / self.feature_std).transpose(1, 2)
+        h = self.conv(x)  # (B, C, T)
+        mask = (torch.arange(h.shape[2], device=h.device)[None] < lengths[:, None]).unsqueeze(1).to(h.dtype)
+        n = mask.sum(2).clamp_min(1.0)
+        mean = (h * mask).sum(2) / n
+        std = (((h - mean.unsqueeze(2)) ** 2 * mask).sum(2) / n).clamp_min(1e-6).sqrt()
+        pooled = [mean, std]
+        if self.speech is not None:
+            if wave is None:
+                raise ValueError("this audio encoder has a pretrained speech model: pass the waveform too")
+            pooled.append(self.speech(wave).last_hidden_state.mean(1))
+        return self.proj(torch.cat(pooled, 1))
+
+
+def _speech_model(config: AudioConfig) -> nn.Module:
+    """The optional pretrained speech encoder: from the stored config (checkpoint) or the Hub id (training)."""
+    from transformers import AutoConfig, AutoModel
+
+    if config.pretrained_config is not None:
+        cfg = dict(config.pretrained_config)
+        return AutoModel.from_config(AutoConfig.for_model(cfg.pop("model_type"), **cfg))
+    model = AutoModel.from_pretrained(config.pretrained_id)
+    config.pretrained_config = model.config.to_dict()
+    return model

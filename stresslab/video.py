@@ -1,0 +1,133 @@
+"""Video branch: frames -> face boxes -> grayscale face crops -> VideoEncoder (a ResNet CNN) -> pooled embedding.
+
+Faces are found with OpenCV's Haar cascade (it ships in the opencv-python wheels and runs offline). Crops are
+grayscale and square, like the FER2013 images the default was trained on; a still image is a one-frame video.
+The CNN is transformers' ResNetModel, built from the config stored in the checkpoint (no download), or
+initialised from a Hub id such as "microsoft/resnet-18" by VideoEncoder.from_backbone for users who have the Hub.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+from transformers import ResNetConfig, ResNetModel
+
+
+@dataclass
+class VideoConfig:
+    """Face crops and the CNN that embeds them."""
+
+    image_size: int = 48  # crops are resized to image_size x image_size
+    channels: int = 1  # 1: grayscale; 3: gray replicated to RGB (for ImageNet backbones)
+    backbone_id: str | None = None  # Hub id to initialise from (training only); None: from scratch
+    resnet: dict = field(default_factory=lambda: dict(
+        embedding_size=32, hidden_sizes=[32, 64, 128, 256], depths=[1, 1, 1, 1], layer_type="basic",
+        downsample_in_first_stage=False))
+    detect_side: int = 320  # frames are down-scaled to this longer side for face detection
+    min_face: int = 24  # smallest face side (pixels at detect_side) the detector reports
+    margin: float = 0.1  # crop margin around the detected box, as a fraction of its side
+
+
+Box = tuple[int, int, int, int]  # x, y, width, height in frame pixels
+
+
+class FaceDetector:
+    """The largest frontal face in each frame, by OpenCV's Haar cascade."""
+
+    def __init__(self, config: VideoConfig | None = None):
+        self.config = config or VideoConfig()
+        path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
+        self.cascade = cv2.CascadeClassifier(path)
+        if self.cascade.empty():
+            raise RuntimeError(f"OpenCV's Haar cascade is missing at {path} (opencv-python-headless < 5 ships it)")
+
+    def __call__(self, frames: np.ndarray) -> list[Box | None]:
+        """frames: (T, H, W, 3) uint8 RGB -> one box (or None) per frame."""
+        return [self.detect(f) for f in frames]
+
+    def detect(self, frame: np.ndarray) -> Box | None:
+        """The largest face in one (H, W, 3) RGB or (H, W) gray frame, or None."""
+        gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        h, w = gray.shape
+        if min(h, w) <= 64:  # already a face crop (FER-style images): the whole image is the face
+            return (0, 0, w, h)
+        scale = min(1.0, self.config.detect_side / max(h, w))
+        small = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) if scale < 1 \
+            else gray
+        small = cv2.equalizeHist(small)
+        found = self.cascade.detectMultiScale(small, scaleFactor=1.15, minNeighbors=5,
+                                              minSize=(self.config.min_face, self.config.min_face))
+        if len(found) == 0:
+            return None
+        x, y, bw, bh = max(found, key=lambda b: b[2] * b[3])
+        return (round(x / scale), round(y / scale), round(bw / scale), round(bh / scale))
+
+
+def face_crops(frames: np.ndarray, boxes: list[Box | None], config: VideoConfig) -> tuple[torch.Tensor, list[int]]:
+    """Crops of the frames that have a box: ((N, C, S, S) float tensor in [-1, 1], indices of those frames)."""
+    crops, kept = [], []
+    for i, (frame, box) in enumerate(zip(frames, boxes)):
+        if box is None:
+            continue
+        gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        crops.append(crop_face(gray, box, config))
+        kept.append(i)
+    if not crops:
+        return torch.zeros(0, config.channels, config.image_size, config.image_size), []
+    return to_tensor(np.stack(crops), config), kept
+
+
+def crop_face(gray: np.ndarray, box: Box, config: VideoConfig) -> np.ndarray:
+    """A square (S, S) uint8 crop around box, with a margin, clamped to the frame."""
+    x, y, w, h = box
+    side = int(max(w, h) * (1 + config.margin))
+    cx, cy = x + w / 2, y + h / 2
+    x0, y0 = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
+    x1, y1 = int(min(gray.shape[1], cx + side / 2)), int(min(gray.shape[0], cy + side / 2))
+    face = gray[y0:y1, x0:x1] if x1 > x0 and y1 > y0 else gray
+    return cv2.resize(face, (config.image_size, config.image_size), interpolation=cv2.INTER_AREA)
+
+
+def to_tensor(gray_crops: np.ndarray, config: VideoConfig) -> torch.Tensor:
+    """(N, S, S) uint8 -> (N, C, S, S) float in [-1, 1]."""
+    x = torch.from_numpy(np.ascontiguousarray(gray_crops)).float().div_(127.5).sub_(1.0).unsqueeze(1)
+    return x.expand(-1, config.channels, -1, -1).contiguous() if config.channels != 1 else x
+
+
+class VideoEncoder(nn.Module):
+    """Face crops -> embeddings. embed_frames: (N, C, S, S) -> (N, D); forward pools frames over time."""
+
+    def __init__(self, config: VideoConfig, embed_dim: int):
+        super().__init__()
+        self.config = config
+        self.cnn = ResNetModel(ResNetConfig(num_channels=config.channels, **config.resnet))
+        self.proj = nn.Sequential(nn.Dropout(0.2), nn.Linear(self.cnn.config.hidden_sizes[-1], embed_dim), nn.GELU())
+
+    @classmethod
+    def from_backbone(cls, config: VideoConfig, embed_dim: int) -> VideoEncoder:
+        """Initialise the CNN from config.backbone_id (a Hub id or local folder), keeping its architecture."""
+        cnn = ResNetModel.from_pretrained(config.backbone_id)
+        keys = ("embedding_size", "hidden_sizes", "depths", "layer_type", "downsample_in_first_stage")
+        config.resnet = {k: getattr(cnn.config, k) for k in keys}
+        config.channels = cnn.config.num_channels
+        encoder = cls(config, embed_dim)
+        encoder.cnn.load_state_dict(cnn.state_dict())
+        return encoder
+
+    def embed_frames(self, crops: torch.Tensor) -> torch.Tensor:
+        """(N, C, S, S) crops -> (N, D) per-frame embeddings."""
+        pooled = self.cnn(pixel_values=crops).pooler_output.flatten(1)
+        return self.proj(pooled)
+
+    def forward(self, crops: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, C, S, S) crops with (B, T) bool mask of real frames -> (B, D), the mean over real frames."""
+        b, t = crops.shape[:2]
+        frames = self.embed_frames(crops.flatten(0, 1)).view(b, t, -1)
+        if mask is None:
+            return frames.mean(1)
+        m = mask.unsqueeze(-1).to(frames.dtype)
+        return (frames * m).sum(1) / m.sum(1).clamp_min(1.0)
