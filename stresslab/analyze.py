@@ -237,7 +237,7 @@ def _transcript(clip, settings, has_speech, timings) -> tuple[str | None, str | 
 
 def _probs(logits: torch.Tensor, names: list[str]) -> dict[str, float]:
     p = torch.softmax(logits.float(), -1).tolist()
-    return {n: round(v, 5) for n, v in zip(names, p)}
+    return {n: round(v, 5) for n, v in zip(names, p, strict=True)}
 
 
 def _stress(probs: dict[str, float], learned: float | None) -> dict:

@@ -70,7 +70,7 @@ class FaceDetector:
 def face_crops(frames: np.ndarray, boxes: list[Box | None], config: VideoConfig) -> tuple[torch.Tensor, list[int]]:
     """Crops of the frames that have a box: ((N, C, S, S) float tensor in [-1, 1], indices of those frames)."""
     crops, kept = [], []
-    for i, (frame, box) in enumerate(zip(frames, boxes)):
+    for i, (frame, box) in enumerate(zip(frames, boxes, strict=True)):
         if box is None:
             continue
         gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
