@@ -53,7 +53,7 @@ def audio_features(wave: np.ndarray, config: AudioConfig | None = None) -> np.nd
     zcr = librosa.feature.zero_crossing_rate(wave, frame_length=n_fft, hop_length=hop)
     t = min(mfcc.shape[1], rms.shape[1], f0.shape[1], zcr.shape[1])
     mfcc, log_e, f0, zcr, rms = mfcc[:, :t], log_e[:, :t], f0[:, :t], zcr[:, :t], rms[:, :t]
-    voiced = ((rms > 0.05 * rms.max()) & (zcr < 0.2)).astype(np.float32)
+    voiced = ((rms > 0.05 * rms.max()) & (zcr < 0.3)).astype(np.float32)  # loud, not noise-like
     log_f0 = np.log(f0) * voiced
     width = min(9, t if t % 2 else t - 1)
     deltas = [np.zeros_like(x) if width < 3 else librosa.feature.delta(x, width=width, order=o)
@@ -88,11 +88,11 @@ class AudioEncoder(nn.Module):
         f, c = config.n_features, config.channels
         self.register_buffer("feature_mean", torch.zeros(f))
         self.register_buffer("feature_std", torch.ones(f))
-        self.conv = nn.Sequential(
-            nn.Conv1d(f, c, 5, padding=2), nn.BatchNorm1d(c), nn.ReLU(),
-            nn.Conv1d(c, c, 3, padding=2, dilation=2), nn.BatchNorm1d(c), nn.ReLU(),
-            nn.Conv1d(c, c, 3, padding=3, dilation=3), nn.BatchNorm1d(c), nn.ReLU(),
-        )
+        self.conv = nn.ModuleList([
+            nn.Sequential(nn.Conv1d(f, c, 5, padding=2), nn.BatchNorm1d(c), nn.ReLU()),
+            nn.Sequential(nn.Conv1d(c, c, 3, padding=2, dilation=2), nn.BatchNorm1d(c), nn.ReLU()),
+            nn.Sequential(nn.Conv1d(c, c, 3, padding=3, dilation=3), nn.BatchNorm1d(c), nn.ReLU()),
+        ])
         self.speech = None
         extra = 0
         if config.pretrained_id or config.pretrained_config:
@@ -108,9 +108,11 @@ class AudioEncoder(nn.Module):
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor, wave: torch.Tensor | None = None) -> torch.Tensor:
         """feats (B, T, F) padded, lengths (B,) frames -> (B, D). wave (B, N) only with a pretrained encoder."""
-        x = ((feats - self.feature_mean) / self.feature_std).transpose(1, 2)
-        h = self.conv(x)  # (B, C, T)
-        mask = (torch.arange(h.shape[2], device=h.device)[None] < lengths[:, None]).unsqueeze(1).to(h.dtype)
+        x = ((feats - self.feature_mean) / self.feature_std).transpose(1, 2)  # (B, F, T)
+        mask = (torch.arange(x.shape[2], device=x.device)[None] < lengths[:, None]).unsqueeze(1).to(x.dtype)
+        h = x * mask
+        for block in self.conv:  # re-zero the padding after each block: a padded clip = the clip alone
+            h = block(h) * mask
         n = mask.sum(2).clamp_min(1.0)
         mean = (h * mask).sum(2) / n
         std = (((h - mean.unsqueeze(2)) ** 2 * mask).sum(2) / n).clamp_min(1e-6).sqrt()

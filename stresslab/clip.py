@@ -115,11 +115,15 @@ def _load_path(path: Path, limits: ClipLimits) -> Clip:
     suffix = path.suffix.lower()
     if suffix in IMAGE_SUFFIXES:
         return _load_image(path, limits)
+    if suffix and suffix not in VIDEO_SUFFIXES + AUDIO_SUFFIXES:
+        raise ClipError(f"{path.name}: unsupported file type {suffix}; give {ACCEPTED}")
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, UnicodeDecodeError) as e:
-        kind = "unsupported or corrupt" if suffix not in VIDEO_SUFFIXES + AUDIO_SUFFIXES else "corrupt"
-        raise ClipError(f"{path.name}: {kind} file ({_short(e)}); give {ACCEPTED}") from None
+        raise ClipError(f"{path.name}: corrupt or unsupported file ({_short(e)}); give {ACCEPTED}") from None
+    if container.format.name in ("tty", "srt", "webvtt", "ass", "lrc"):  # ffmpeg reads text as "video": refuse
+        container.close()
+        raise ClipError(f"{path.name}: a text file, not media; give {ACCEPTED}")
     with container:
         return _decode_container(container, path, limits)
 
@@ -270,5 +274,7 @@ def _seconds(audio: np.ndarray | None) -> float:
 
 
 def _short(e: Exception) -> str:
+    if isinstance(e, av.error.FFmpegError) and e.strerror:
+        return e.strerror
     msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     return msg[:120]

@@ -1,0 +1,127 @@
+"""The `stresslab` command line.
+
+    stresslab analyze PATH [PATH ...] [--text TEXT] [--model DIR_OR_HUB_ID] [--json]
+    stresslab corrections add|list|export|push|erase ...
+
+Bad input exits with status 2 and one line `error: ...` on stderr (no traceback); the other paths of a batch still
+get their results. With --json, stdout holds exactly one JSON document (a list when several inputs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+from . import __version__
+from .analyze import AnalysisSettings, analyze
+from .clip import ClipError, load_clip
+from .fusion import MODALITIES
+from .model import load_model
+
+
+def _error(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+
+
+def configure_threads() -> int:
+    """torch threads from STRESSLAB_THREADS (default: all cores, at most 4): set once, deliberately."""
+    import torch
+
+    n = int(os.environ.get("STRESSLAB_THREADS", min(4, os.cpu_count() or 1)))
+    torch.set_num_threads(n)
+    return n
+
+
+def format_result(name: str, r: dict) -> str:
+    """A short human-readable table of one analysis (the dict form of Analysis)."""
+    s = r["stress"]
+    lines = [f"{name}: {r['emotion']} ({r['confidence']:.0%})   stress {s['score']:.2f} ({s['level']})"]
+    lines.append(f"  {'modality':<8} {'weight':>6}  own answer")
+    for m in MODALITIES:
+        d = r["modalities"][m]
+        if d["present"] and d["enabled"]:
+            own = d["probabilities"][d["emotion"]]
+            lines.append(f"  {m:<8} {d['weight']:>6.2f}  {d['emotion']} ({own:.0%})")
+        else:
+            lines.append(f"  {m:<8} {'-':>6}  missing: {d['reason']}")
+    for m, a in r["ablations"].items():
+        changed = ", label changed" if a["label_changed"] else ""
+        lines.append(f"  without {m}: {a['emotion']} (moved {a['shift']:.2f}{changed})")
+    if r["transcript"]["text"]:
+        lines.append(f"  words ({r['transcript']['source']}): {r['transcript']['text'][:100]}")
+    for w in r["timeline"]:
+        lines.append(f"  {w['start']:6.1f}-{w['end']:<6.1f} {w['emotion']:<8} stress {w['stress']:.2f}")
+    return "\n".join(lines)
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    if not args.paths and not args.text:
+        _error("give one or more clip paths, or --text")
+        return 2
+    configure_threads()
+    try:
+        model = load_model(args.model)
+    except (OSError, ValueError) as e:
+        _error(f"cannot load the model {args.model or '(bundled default)'}: {e}")
+        return 2
+    from tqdm import tqdm
+
+    settings = AnalysisSettings(ablations=not args.no_ablations, window_seconds=args.window)
+    inputs = args.paths or [None]
+    results, status = [], 0
+    for path in tqdm(inputs, desc="analysing", unit="clip", disable=len(inputs) < 2 or not sys.stderr.isatty()):
+        name = path if path is not None else "text"
+        try:
+            clip = load_clip(path, text=args.text)
+            doc = analyze(clip, model=model, settings=settings).to_dict()
+        except ClipError as e:
+            msg = str(e) if path is None or str(path) in str(e) or os.path.basename(path) in str(e) else f"{path}: {e}"
+            _error(msg)
+            results.append({"source": path, "error": msg})
+            status = 2
+            continue
+        results.append(doc)
+        if not args.json:
+            print(format_result(name, doc), flush=True)
+    if args.json:
+        print(json.dumps(results[0] if len(results) == 1 else results, indent=None if args.compact else 2))
+    return status
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="stresslab", description="Multimodal emotion and stress recognition.")
+    p.add_argument("--version", action="version", version=f"stresslab {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    a = sub.add_parser("analyze", help="analyse clips (video, audio, image) and/or text")
+    a.add_argument("paths", nargs="*", help="video, audio or image files")
+    a.add_argument("--text", help="typed words (override any transcript)")
+    a.add_argument("--model", help="checkpoint folder or Hub model id (default: STRESSLAB_MODEL or the bundled one)")
+    a.add_argument("--json", action="store_true", help="print one JSON document (a list for several inputs)")
+    a.add_argument("--compact", action="store_true", help="with --json: one line")
+    a.add_argument("--no-ablations", action="store_true", help="skip the drop-one-modality reruns")
+    a.add_argument("--window", type=float, default=3.0, help="timeline window, seconds (default 3)")
+    a.set_defaults(func=cmd_analyze)
+    try:
+        from . import cli_corrections
+    except ImportError:  # the corrections commands need the feedback store's optional parts
+        cli_corrections = None
+    if cli_corrections is not None:
+        cli_corrections.register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""analyze() end to end on the real CREMA-D clips with a tiny local model: every modality subset, ablations by
+fusion only, the timeline, stress, the JSON schema, ASR through a tiny local Whisper, and no-usable-input errors."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import CREMAD, FER
+
+import stresslab
+from stresslab import MODALITIES, Clip, NothingToAnalyze, analyze, encode, fuse, load_clip
+from stresslab.analyze import AnalysisSettings, get_transcriber, plan_windows
+
+FLV = CREMAD / "1001_DFA_FEA_XX.flv"
+MP3 = CREMAD / "1002_DFA_HAP_XX.mp3"
+
+
+def check_result(r, present: set[str]):
+    d = r.to_dict()
+    json.dumps(d)  # serialisable
+    assert sum(d["probabilities"].values()) == pytest.approx(1, abs=1e-3)
+    assert d["emotion"] in stresslab.EMOTIONS and 0 <= d["stress"]["score"] <= 1
+    weights = {m: d["modalities"][m]["weight"] for m in MODALITIES}
+    assert sum(weights.values()) == pytest.approx(1, abs=1e-3)
+    for m in MODALITIES:
+        info = d["modalities"][m]
+        assert info["present"] == (m in present)
+        if m in present:
+            assert sum(info["probabilities"].values()) == pytest.approx(1, abs=1e-3) and info["reason"] is None
+        else:
+            assert weights[m] == 0 and info["reason"] and info["probabilities"] is None
+    expected_ablations = set(present) if len(present) > 1 else set()
+    assert set(d["ablations"]) == expected_ablations
+    for a in d["ablations"].values():
+        assert 0 <= a["shift"] <= 1 and sum(a["probabilities"].values()) == pytest.approx(1, abs=1e-3)
+    return d
+
+
+@pytest.mark.parametrize("source,text,present", [
+    (FLV, None, {"video", "audio"}),
+    (FLV, "Don't forget a jacket", {"video", "audio", "text"}),
+    (MP3, None, {"audio"}),
+    (MP3, "I can't believe it", {"audio", "text"}),
+    (None, "I am so scared of tomorrow", {"text"}),
+])
+def test_modality_subsets(tiny_model, source, text, present):
+    d = check_result(analyze(source, text=text, model=tiny_model), present)
+    assert d["transcript"]["source"] == ("typed" if text else None)
+    if "video" in present:
+        assert len(d["faces"]) >= 8 and all(len(f["box"]) == 4 for f in d["faces"])
+    assert {"fusion", "ablations", "stress", "total"} <= set(d["timings"])
+
+
+def test_video_only_and_image_and_text_subsets(tiny_model):
+    clip = load_clip(FLV)
+    clip.audio = None
+    check_result(analyze(clip, model=tiny_model), {"video"})
+    clip = load_clip(FLV, text="hello")
+    clip.audio = None
+    check_result(analyze(clip, model=tiny_model), {"video", "text"})
+    face = next((FER / "val" / "angry").glob("*.jpg"))
+    check_result(analyze(face, model=tiny_model), {"video"})
+
+
+def test_ablations_rerun_fusion_only(tiny_model, monkeypatch):
+    calls = {"video": 0, "audio": 0, "text": 0}
+    for m, attr in (("video", "embed_frames"), ("audio", "forward"), ("text", "forward")):
+        tower = getattr(tiny_model, m)
+        original = getattr(tower, attr)
+
+        def counted(*a, _m=m, _f=original, **k):
+            calls[_m] += 1
+            return _f(*a, **k)
+
+        monkeypatch.setattr(tower, attr, counted)
+    r = analyze(FLV, text="words", model=tiny_model)
+    assert calls == {"video": 1, "audio": 1, "text": 1}
+    assert set(r.ablations) == set(MODALITIES)
+    # the ablation equals a fusion rerun with that modality switched off
+    off = fuse(tiny_model, r.encoded, enabled={"audio": False})
+    assert off.probabilities == pytest.approx(r.ablations["audio"]["probabilities"], abs=1e-4)
+    assert off.modalities["audio"]["weight"] == 0 and off.modalities["audio"]["reason"] == "switched off"
+    assert calls == {"video": 1, "audio": 1, "text": 1}
+    with pytest.raises(NothingToAnalyze, match="switched off"):
+        fuse(tiny_model, r.encoded, enabled={m: False for m in MODALITIES})
+
+
+def test_timeline_for_a_long_clip(tiny_model):
+    base = load_clip(FLV)
+    reps = 5  # ~11 s
+    frames = np.concatenate([base.frames] * reps)
+    times = np.concatenate([base.frame_times + i * base.duration for i in range(reps)]).astype(np.float32)
+    clip = Clip(frames=frames, frame_times=times, audio=np.tile(base.audio, reps), duration=base.duration * reps,
+                kind="arrays")
+    r = analyze(clip, model=tiny_model)
+    d = check_result(r, {"video", "audio"})
+    assert len(d["timeline"]) == len(plan_windows(clip.duration, AnalysisSettings())) == 4
+    for w in d["timeline"]:
+        assert w["end"] > w["start"] and sum(w["weights"].values()) == pytest.approx(1, abs=1e-3)
+    assert d["timeline"][-1]["end"] == pytest.approx(clip.duration, abs=1e-2)
+
+
+def test_window_budget_is_fixed_for_long_clips():
+    s = AnalysisSettings(window_seconds=3, max_windows=10)
+    assert plan_windows(2.0, s) == [(0.0, 2.0)]
+    assert len(plan_windows(29.0, s)) == 10
+    w = plan_windows(600.0, s)
+    assert len(w) == 10 and w[0][0] == 0 and w[-1][1] == pytest.approx(600)
+
+
+def test_nothing_usable(tiny_model):
+    silent = load_clip((16000, np.zeros(32000, np.float32)))
+    with pytest.raises(NothingToAnalyze, match="audio: silent"):
+        analyze(silent, model=tiny_model)
+    blank = load_clip(np.full((8, 240, 320, 3), 90, np.uint8), fps=4)
+    with pytest.raises(NothingToAnalyze, match="video: no face found in"):
+        analyze(blank, model=tiny_model)
+    # a faceless video with speech still gets an answer, and says why video is missing
+    clip = load_clip(MP3)
+    clip.frames, clip.frame_times = np.full((4, 240, 320, 3), 90, np.uint8), np.arange(4, dtype=np.float32) / 4
+    d = check_result(analyze(clip, model=tiny_model), {"audio"})
+    assert d["modalities"]["video"]["reason"].startswith("no face found")
+
+
+def test_whisper_transcript_from_a_local_file(tiny_model, tmp_path, monkeypatch):
+    """A tiny random Whisper saved in whisper's own checkpoint layout: the real load + transcribe path runs."""
+    whisper = pytest.importorskip("whisper")
+    dims = whisper.model.ModelDimensions(n_mels=80, n_audio_ctx=1500, n_audio_state=16, n_audio_head=2,
+                                         n_audio_layer=1, n_vocab=51865, n_text_ctx=448, n_text_state=16,
+                                         n_text_head=2, n_text_layer=1)
+    torch.manual_seed(0)
+    net = whisper.model.Whisper(dims)
+    path = tmp_path / "tiny-whisper.pt"
+    torch.save({"dims": dims.__dict__, "model_state_dict": net.state_dict()}, path)
+    monkeypatch.setenv("STRESSLAB_WHISPER", str(path))
+    get_transcriber.cache_clear()
+    try:
+        asr = get_transcriber()
+        assert asr.available
+        out = asr.transcribe(load_clip(MP3).audio, language="en")
+        assert isinstance(out.text, str)  # random weights: any text, possibly empty
+        r = analyze(MP3, model=tiny_model)
+        assert "asr" in r.timings
+        source = r.to_dict()["transcript"]["source"]
+        assert source in ("whisper", None)
+        if source is None:
+            assert r.modalities["text"]["reason"] == "no words recognised in the speech"
+    finally:
+        get_transcriber.cache_clear()
+
+
+def test_no_whisper_says_why(tiny_model, monkeypatch):
+    monkeypatch.delenv("STRESSLAB_WHISPER", raising=False)
+    get_transcriber.cache_clear()
+    r = analyze(MP3, model=tiny_model)
+    assert "STRESSLAB_WHISPER" in r.modalities["text"]["reason"]
+
+
+def test_encode_once_fuse_many(tiny_model):
+    enc = encode(load_clip(FLV, text="hi"), tiny_model)
+    assert enc.present.shape == (2, 3) and bool(enc.present[0].all())
+    a, b = fuse(tiny_model, enc), fuse(tiny_model, enc)
+    assert a.probabilities == b.probabilities

@@ -1,0 +1,61 @@
+"""`stresslab analyze` as a user runs it: one JSON document, readable tables, exit 2 + one error line per bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import CREMAD
+
+FLV = str(CREMAD / "1001_DFA_ANG_XX.flv")
+MP3 = str(CREMAD / "1002_DFA_SAD_XX.mp3")
+
+
+def run(*args, env_extra=None):
+    env = {**os.environ, "STRESSLAB_THREADS": "1", **(env_extra or {})}
+    env.pop("STRESSLAB_WHISPER", None)
+    return subprocess.run([sys.executable, "-m", "stresslab.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+def test_json_batch_with_bad_inputs(tiny_model_dir, tmp_path):
+    empty = tmp_path / "empty.wav"
+    empty.touch()
+    corrupt = tmp_path / "broken.mp4"
+    corrupt.write_bytes(b"\x00garbage" * 100)
+    silent = tmp_path / "silent.wav"
+    import numpy as np
+    import soundfile
+
+    soundfile.write(silent, np.zeros(16000, np.float32), 16000)
+    p = run("analyze", FLV, str(empty), MP3, str(corrupt), str(silent), str(tmp_path / "missing.mp3"),
+            "--json", "--model", str(tiny_model_dir))
+    assert p.returncode == 2
+    docs = json.loads(p.stdout)  # exactly one JSON document
+    assert [("error" in d) for d in docs] == [False, True, False, True, True, True]
+    assert docs[0]["modalities"]["video"]["present"] and docs[2]["clip"]["kind"] == "audio"
+    errors = p.stderr.strip().splitlines()
+    assert len(errors) == 4 and all(line.startswith("error: ") for line in errors)
+    assert "Traceback" not in p.stderr
+    assert "empty" in errors[0] and "corrupt" in errors[1] and "silent" in errors[2] and "no such file" in errors[3]
+
+
+def test_single_json_and_text_only(tiny_model_dir):
+    p = run("analyze", MP3, "--json", "--model", str(tiny_model_dir))
+    assert p.returncode == 0 and isinstance(json.loads(p.stdout), dict)
+    p = run("analyze", "--text", "I hate waiting", "--json", "--model", str(tiny_model_dir))
+    d = json.loads(p.stdout)
+    assert p.returncode == 0 and d["transcript"] == {"text": "I hate waiting", "source": "typed"}
+
+
+def test_readable_table(tiny_model_dir):
+    p = run("analyze", FLV, "--text", "Don't forget a jacket", "--model", str(tiny_model_dir))
+    assert p.returncode == 0, p.stderr
+    out = p.stdout
+    assert "stress" in out and "video" in out and "without audio" in out and "words (typed)" in out
+
+
+def test_usage_errors(tmp_path):
+    assert run("analyze").returncode == 2
+    p = run("analyze", FLV, "--model", str(tmp_path / "no-model"))
+    assert p.returncode == 2 and p.stderr.startswith("error: cannot load the model")

@@ -1,0 +1,104 @@
+"""Checkpoint format: config.json + model.safetensors + tokenizer/ + README.md; local and Hub paths."""
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from stresslab.model import ModelConfig, StressModel, load_model
+
+
+def _outputs(model: StressModel):
+    torch.manual_seed(1)
+    emb = {m: torch.randn(2, model.config.embed_dim) for m in ("video", "audio", "text")}
+    mask = torch.tensor([[True, True, True], [False, True, False]])
+    with torch.no_grad():
+        return model.predict(emb, mask)
+
+
+def test_layout_and_round_trip(tiny_model_dir, tmp_path):
+    names = sorted(p.name for p in tiny_model_dir.iterdir())
+    assert names == ["README.md", "config.json", "model.safetensors", "tokenizer"]
+    assert not list(tiny_model_dir.rglob("*.bin")) and not list(tiny_model_dir.rglob("*.pt"))  # never pickle
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    assert config["format"] == "stresslab-checkpoint" and config["emotions"][0] == "anger"
+    a = StressModel.from_pretrained(tiny_model_dir)
+    a.save_pretrained(tmp_path / "copy")
+    b = StressModel.from_pretrained(tmp_path / "copy")
+    pa, pb = _outputs(a), _outputs(b)
+    torch.testing.assert_close(pa.fused_logits, pb.fused_logits)
+    torch.testing.assert_close(pa.weights, pb.weights)
+    assert pa.stress is None
+
+
+def test_half_precision_checkpoint_is_smaller_and_close(tiny_model, tmp_path):
+    tiny_model.save_pretrained(tmp_path / "half", half=True)
+    tiny_model.save_pretrained(tmp_path / "full")
+    half, full = (tmp_path / "half" / "model.safetensors").stat().st_size, (tmp_path / "full" / "model.safetensors")
+    assert half < 0.6 * full.stat().st_size
+    h = StressModel.from_pretrained(tmp_path / "half")
+    torch.testing.assert_close(_outputs(h).fused_logits, _outputs(tiny_model).fused_logits, atol=2e-2, rtol=2e-2)
+
+
+def test_config_rejects_unknown_keys_and_newer_formats():
+    d = ModelConfig().to_dict()
+    assert ModelConfig.from_dict(d) == ModelConfig()
+    with pytest.raises(ValueError, match="unknown keys"):
+        ModelConfig.from_dict({**d, "surprise": 1})
+    with pytest.raises(ValueError, match="upgrade"):
+        ModelConfig.from_dict({**d, "format_version": 99})
+
+
+def test_missing_or_broken_checkpoint(tmp_path, tiny_model_dir):
+    with pytest.raises(FileNotFoundError, match="no checkpoint folder"):
+        StressModel.from_pretrained(tmp_path / "nothing")
+    broken = shutil.copytree(tiny_model_dir, tmp_path / "broken")
+    (broken / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="model.safetensors is missing"):
+        StressModel.from_pretrained(broken)
+
+
+def test_hub_id_goes_through_snapshot_download(tiny_model_dir, monkeypatch):
+    """The Hub is out of reach here: snapshot_download is patched to serve the local folder; the rest is real."""
+    import huggingface_hub
+
+    calls = []
+
+    def fake_snapshot_download(repo_id, **kwargs):
+        calls.append((repo_id, kwargs))
+        return str(tiny_model_dir)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    model = StressModel.from_pretrained("someone/stresslab-tiny")
+    assert calls[0][0] == "someone/stresslab-tiny" and "model.safetensors" in calls[0][1]["allow_patterns"]
+    assert model.source == "someone/stresslab-tiny"
+
+
+def test_push_to_hub_uploads_the_checkpoint_folder(tiny_model, monkeypatch):
+    import huggingface_hub
+
+    uploaded = {}
+
+    class FakeApi:
+        def __init__(self, token=None):
+            uploaded["token"] = token
+
+        def create_repo(self, repo_id, private, exist_ok):
+            uploaded["repo"] = (repo_id, private)
+
+        def upload_folder(self, repo_id, folder_path, commit_message):
+            from pathlib import Path
+
+            uploaded["files"] = sorted(p.name for p in Path(folder_path).iterdir())
+            return "https://hub.example/commit/1"
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    assert tiny_model.push_to_hub("me/model", token="t") == "https://hub.example/commit/1"
+    assert uploaded["repo"] == ("me/model", True)
+    assert uploaded["files"] == ["README.md", "config.json", "model.safetensors", "tokenizer"]
+
+
+def test_load_model_caches_per_process(tiny_model_dir, monkeypatch):
+    monkeypatch.setenv("STRESSLAB_MODEL", str(tiny_model_dir))
+    assert load_model() is load_model(str(tiny_model_dir))

@@ -1,0 +1,84 @@
+"""The three towers on real inputs: faces, audio features, text; shapes and masking."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import CREMAD, FER
+
+from stresslab.audio import AudioConfig, AudioEncoder, audio_features, is_silent, loudness_db
+from stresslab.clip import load_clip
+from stresslab.video import FaceDetector, VideoConfig, VideoEncoder, face_crops
+
+
+def test_face_found_in_every_cremad_frame():
+    clip = load_clip(CREMAD / "1001_DFA_HAP_XX.flv")
+    boxes = FaceDetector()(clip.frames)
+    assert all(b is not None for b in boxes)
+    x, y, w, h = boxes[0]
+    assert 80 < w < 250 and 0 <= x and x + w <= 480 and y + h <= 360  # a face, not the whole frame
+    crops, kept = face_crops(clip.frames, boxes, VideoConfig())
+    assert crops.shape == (len(clip.frames), 1, 48, 48) and kept == list(range(len(clip.frames)))
+    assert -1.0 <= float(crops.min()) and float(crops.max()) <= 1.0
+
+
+def test_no_face_in_a_blank_frame_and_fer_image_is_the_face():
+    blank = np.full((1, 240, 320, 3), 127, np.uint8)
+    assert FaceDetector()(blank) == [None]
+    crops, kept = face_crops(blank, [None], VideoConfig())
+    assert crops.shape[0] == 0 and kept == []
+    img = load_clip(next((FER / "val" / "sad").glob("*.jpg")))
+    assert FaceDetector()(img.frames) == [(0, 0, 48, 48)]
+
+
+def test_video_encoder_pools_only_real_frames():
+    torch.manual_seed(0)
+    cfg = VideoConfig(resnet=dict(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic",
+                                  downsample_in_first_stage=False))
+    enc = VideoEncoder(cfg, 16).eval()
+    x = torch.randn(2, 3, 1, 48, 48)
+    mask = torch.tensor([[True, True, False], [True, False, False]])
+    with torch.no_grad():
+        pooled = enc(x, mask)
+        frames = enc.embed_frames(x.flatten(0, 1)).view(2, 3, -1)
+    assert pooled.shape == (2, 16)
+    torch.testing.assert_close(pooled[0], frames[0, :2].mean(0))
+    torch.testing.assert_close(pooled[1], frames[1, 0])
+
+
+def test_audio_features_real_speech():
+    clip = load_clip(CREMAD / "1002_DFA_ANG_XX.mp3")
+    cfg = AudioConfig()
+    f = audio_features(clip.audio, cfg)
+    assert f.shape == (1 + clip.audio.size // cfg.hop_length, cfg.n_features) and np.isfinite(f).all()
+    voiced = f[:, -1]
+    assert 0.2 < voiced.mean() < 0.95  # speech has voiced and unvoiced frames
+    log_f0 = f[voiced > 0, 3 * cfg.n_mfcc + 2]
+    assert 60 < np.exp(np.median(log_f0)) < 500  # a plausible speaking pitch in Hz
+    assert audio_features(np.zeros(100, np.float32), cfg).shape[1] == cfg.n_features  # too short: padded
+
+
+def test_silence():
+    assert is_silent(np.zeros(16000, np.float32)) and is_silent(None)
+    assert is_silent(np.full(16000, 1e-4, np.float32))
+    assert not is_silent(load_clip(CREMAD / "1002_DFA_SAD_XX.mp3").audio)
+    assert loudness_db(np.ones(16000, np.float32)) == pytest.approx(0.0)
+
+
+def test_audio_encoder_ignores_padding():
+    torch.manual_seed(0)
+    enc = AudioEncoder(AudioConfig(channels=16), 8).eval()
+    f = torch.randn(1, 50, AudioConfig().n_features)
+    padded = torch.cat([f, torch.randn(1, 30, f.shape[2])], 1)
+    with torch.no_grad():
+        torch.testing.assert_close(enc(f, torch.tensor([50])), enc(padded, torch.tensor([50])), atol=1e-5, rtol=1e-4)
+
+
+def test_text_encoder(tiny_model):
+    with torch.no_grad():
+        out = tiny_model.text(["I am furious!", "what a lovely day, thank you so much"])
+    assert out.shape == (2, tiny_model.config.embed_dim)
+    tiny_model.text.set_trainable(1)
+    trainable = [n for n, p in tiny_model.text.backbone.named_parameters() if p.requires_grad]
+    assert trainable and all("layer.1." in n for n in trainable)
+    tiny_model.text.set_trainable(0)
+    assert not any(p.requires_grad for p in tiny_model.text.backbone.parameters())
