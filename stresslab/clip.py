@@ -184,7 +184,8 @@ class _FrameSampler:
         out_w, out_h = max(2, int(w * scale) // 2 * 2), max(2, int(h * scale) // 2 * 2)
         self.frames.append(frame.to_ndarray(format="rgb24", width=out_w, height=out_h))
         self.times.append(t)
-        self.next_t = t + 1.0 / limits.fps
+        while self.next_t <= t + 1e-6:  # ticks stay on a fixed grid, so sampling does not drift
+            self.next_t += 1.0 / limits.fps
 
     def finish(self) -> tuple[np.ndarray | None, np.ndarray | None]:
         if not self.frames:
