@@ -161,8 +161,9 @@ def _encode_video(clip, model, windows, emb, present, timings) -> tuple[list[dic
     idx = np.flatnonzero(in_any) if len(windows) > 1 else np.arange(len(times))
     detector = _face_detector(model)
     boxes = [None] * len(times)
+    previous = None
     for i in idx:
-        boxes[i] = detector.detect(clip.frames[i])
+        boxes[i] = previous = detector.detect(clip.frames[i], near=previous)
     crops, kept = face_crops(clip.frames, boxes, model.config.video)
     timings["faces"] = time.perf_counter() - t
     faces = [{"time": round(float(times[i]), 3), "box": [int(v) for v in boxes[i]]} for i in kept]
