@@ -4,18 +4,35 @@
     result = stresslab.analyze("clip.mp4")            # bundled default model, offline
     print(result.emotion, result.stress["level"])
     json_doc = result.to_dict()                       # the schema shared by the CLI, the app and the HTTP API
+
+Names load lazily (PEP 562), so `import stresslab.feedback` in a writer process does not pull in torch.
 """
 
-from .analyze import Analysis, AnalysisSettings, Encoded, NothingToAnalyze, analyze, encode, fuse
-from .clip import Clip, ClipError, ClipLimits, load_clip
-from .fusion import MODALITIES
-from .labels import EMOTIONS, stress_from_probs, stress_level
-from .model import ModelConfig, StressModel, load_model
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "EMOTIONS", "MODALITIES", "Analysis", "AnalysisSettings", "Clip", "ClipError", "ClipLimits", "Encoded",
-    "ModelConfig", "NothingToAnalyze", "StressModel", "analyze", "encode", "fuse", "load_clip", "load_model",
-    "stress_from_probs", "stress_level", "__version__",
-]
+_EXPORTS = {
+    "Analysis": "analyze", "AnalysisSettings": "analyze", "Encoded": "analyze", "NothingToAnalyze": "analyze",
+    "analyze": "analyze", "encode": "analyze", "fuse": "analyze",
+    "Clip": "clip", "ClipError": "clip", "ClipLimits": "clip", "load_clip": "clip",
+    "MODALITIES": "fusion",
+    "EMOTIONS": "labels", "stress_from_probs": "labels", "stress_level": "labels",
+    "ModelConfig": "model", "StressModel": "model", "load_model": "model",
+    "CorrectionRecord": "feedback", "FeedbackStore": "feedback", "HubSync": "hub_sync",
+}
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'stresslab' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 
-from . import __version__
+from . import __version__, cli_corrections
 from .analyze import AnalysisSettings, analyze
 from .clip import ClipError, load_clip
 from .fusion import MODALITIES
@@ -104,12 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--no-ablations", action="store_true", help="skip the drop-one-modality reruns")
     a.add_argument("--window", type=float, default=3.0, help="timeline window, seconds (default 3)")
     a.set_defaults(func=cmd_analyze)
-    try:
-        from . import cli_corrections
-    except ImportError:  # the corrections commands need the feedback store's optional parts
-        cli_corrections = None
-    if cli_corrections is not None:
-        cli_corrections.register(sub)
+    cli_corrections.register(sub)
     return p
 
 
