@@ -15,8 +15,8 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Analysis": "analyze", "AnalysisSettings": "analyze", "Encoded": "analyze", "NothingToAnalyze": "analyze",
-    "analyze": "analyze", "encode": "analyze", "fuse": "analyze",
+    "Analysis": "analysis", "AnalysisSettings": "analysis", "Encoded": "analysis", "NothingToAnalyze": "analysis",
+    "analyze": "analysis", "encode": "analysis", "fuse": "analysis",
     "Clip": "clip", "ClipError": "clip", "ClipLimits": "clip", "load_clip": "clip",
     "MODALITIES": "fusion",
     "EMOTIONS": "labels", "stress_from_probs": "labels", "stress_level": "labels",

@@ -16,7 +16,7 @@ import os
 import sys
 
 from . import __version__, cli_corrections
-from .analyze import AnalysisSettings, analyze
+from .analysis import AnalysisSettings, analyze
 from .clip import ClipError, load_clip
 from .fusion import MODALITIES
 from .model import load_model

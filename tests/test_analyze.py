@@ -10,7 +10,7 @@ from conftest import CREMAD, FER
 
 import stresslab
 from stresslab import MODALITIES, Clip, NothingToAnalyze, analyze, encode, fuse, load_clip
-from stresslab.analyze import AnalysisSettings, get_transcriber, plan_windows
+from stresslab.analysis import AnalysisSettings, get_transcriber, plan_windows
 
 FLV = CREMAD / "1001_DFA_FEA_XX.flv"
 MP3 = CREMAD / "1002_DFA_HAP_XX.mp3"

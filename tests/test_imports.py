@@ -19,10 +19,10 @@ ALLOWED = {
     "asr": set(),
     "fusion": set(),
     "model": {"audio", "fusion", "labels", "text", "video"},
-    "analyze": {"asr", "audio", "clip", "fusion", "labels", "model", "video"},
+    "analysis": {"asr", "audio", "clip", "fusion", "labels", "model", "video"},
     "feedback": {"labels", "hub_sync"},
     "hub_sync": {"feedback", "labels"},
-    "cli": {"analyze", "clip", "fusion", "model", "cli_corrections", "__init__"},
+    "cli": {"analysis", "clip", "fusion", "model", "cli_corrections", "__init__"},
     "cli_corrections": {"feedback", "hub_sync", "labels", "__init__"},
     "ui_plots": {"labels", "fusion"},
     "__init__": set(),  # lazy: names resolve through importlib (see _EXPORTS)

@@ -502,7 +502,7 @@ def train_joint(model, acc, cfg: TrainConfig, log) -> None:
 
 def feedback_inputs(model: StressModel, folder: str) -> list[dict]:
     """Each correction as raw tower inputs through the product's path: face crops, audio features, words."""
-    from stresslab.analyze import _face_detector
+    from stresslab.analysis import _face_detector
     from stresslab.audio import audio_features, is_silent
     from stresslab.clip import load_clip
     from stresslab.video import face_crops
