@@ -452,10 +452,13 @@ def train_fusion(model, acc, cfg: TrainConfig, log) -> None:
         if len(real[2]):
             emb = {m: torch.cat([emb[m], real[0][m]]) for m in MODALITIES}
             mask, y = torch.cat([mask, real[1]]), torch.cat([y, real[2]])
-        step(acc, fusion_loss(model, emb, mask, y, cfg), opt, sched, cfg)
+        loss = fusion_loss(model, emb, mask, y, cfg)
+        step(acc, loss, opt, sched, cfg)
+        if i == 0:
+            log("fusion", step=1, loss=round(loss.item(), 4))
         if (i + 1) % cfg.eval_every == 0 or i + 1 == cfg.fusion_steps:
             score = fused_accuracy(model, val_emb, vmask, torch.from_numpy(vy))
-            log("fusion", step=i + 1, val_pairing_uar=score)
+            log("fusion", step=i + 1, val_pairing_uar=score, loss=round(loss.item(), 4))
             if stopper.update(score):
                 break
     stopper.restore()
