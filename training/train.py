@@ -69,6 +69,7 @@ class TrainConfig:
     audio_batch: int = 32
     audio_lr: float = 1e-3
     audio_speeds: list[float] = field(default_factory=lambda: [0.9, 1.0, 1.1])
+    audio_refit: bool = True  # after selecting the epoch count, retrain on train + EmoDB validation speakers
     text_epochs: int = 2
     text_batch: int = 32
     text_lr: float = 3e-4
@@ -264,9 +265,9 @@ def predict_audio(model: StressModel, feats: list[np.ndarray], batch: int = 64) 
 
 
 def audio_sets(model, cfg: TrainConfig) -> dict:
-    """EmoDB split by speaker + CREMA-D audio (actor 1001 train, 1002 val): {part: audio_arrays dict}."""
+    """EmoDB split by speaker + CREMA-D audio (actor 1001 train, 1002 val): {part: [(corpus, audio_arrays)]}."""
     cache = Path(cfg.out).parent / "cache"
-    parts = {}
+    parts: dict[str, list] = {}
     for corpus in ("emodb", "cremad"):
         folder = Path(cfg.data) / corpus
         if not folder.exists():
@@ -277,25 +278,48 @@ def audio_sets(model, cfg: TrainConfig) -> dict:
             recs = [r for r in recs if r.get("audio")]
             if recs:
                 speeds = tuple(cfg.audio_speeds) if part == "train" else (1.0,)
-                parts.setdefault(part, []).append(D.audio_arrays(recs, model.config.audio, f"{corpus}-{part}",
-                                                                 cache, speeds))
+                parts.setdefault(part, []).append((corpus, D.audio_arrays(recs, model.config.audio,
+                                                                          f"{corpus}-{part}", cache, speeds)))
     return parts
 
 
+def _feats(sets: list) -> tuple[list[np.ndarray], np.ndarray]:
+    return [f for _, d in sets for f in D.split_features(d)], np.concatenate([d["y"] for _, d in sets])
+
+
 def train_audio(model, acc, cfg: TrainConfig, log) -> None:
+    """Select the epoch count on the validation speakers; then, with audio_refit, train again from scratch on the
+    training and EmoDB validation speakers for that many epochs (more speakers; the test speakers stay unseen)."""
     sets = audio_sets(model, cfg)
-    tr_feats = [f for d in sets["train"] for f in D.split_features(d)]
-    tr_y = np.concatenate([d["y"] for d in sets["train"]])
-    va_feats = [f for d in sets["val"] for f in D.split_features(d)]
-    va_y = np.concatenate([d["y"] for d in sets["val"]])
+    tr_feats, tr_y = _feats(sets["train"])
+    va_feats, va_y = _feats(sets["val"])
+    initial = copy.deepcopy(model.audio.state_dict()), copy.deepcopy(model.heads["audio"].state_dict())
+    best_epoch = fit_audio(model, acc, cfg, log, tr_feats, tr_y, (va_feats, va_y), cfg.audio_epochs)
+    if cfg.audio_refit:
+        extra = [(c, d) for c, d in sets["val"] if c == "emodb"]
+        if cfg.audio_speeds != [1.0]:
+            cache = Path(cfg.out).parent / "cache"
+            sp = D.DEFAULT_SPLITS["emodb"]
+            recs = D.speaker_split(D.read_clip_folder(Path(cfg.data) / "emodb"), sp["val"], sp["test"])["val"]
+            extra = [("emodb", D.audio_arrays(recs, model.config.audio, "emodb-val", cache, tuple(cfg.audio_speeds)))]
+        all_feats, all_y = _feats(sets["train"] + extra)
+        model.audio.load_state_dict(initial[0])
+        model.heads["audio"].load_state_dict(initial[1])
+        fit_audio(model, acc, cfg, log, all_feats, all_y, None, best_epoch)
+        log("audio", refit_epochs=best_epoch, refit_clips=len(all_feats))
+
+
+def fit_audio(model, acc, cfg: TrainConfig, log, tr_feats, tr_y, val, epochs: int) -> int:
+    """Train the audio tower + head; with val=(feats, y) early-stop on its UAR. Returns the best epoch."""
     model.audio.fit_normalizer(tr_feats)
     rng = np.random.default_rng(cfg.seed)
     per_epoch = max(1, len(tr_feats) // cfg.audio_batch)
     params = list(model.audio.parameters()) + list(model.heads["audio"].parameters())
-    opt, sched = optimiser(params, cfg.audio_lr, cfg.audio_epochs * per_epoch, cfg)
+    opt, sched = optimiser(params, cfg.audio_lr, epochs * per_epoch, cfg)
     weights = class_weights(tr_y)
     stopper = EarlyStopping(model, cfg.patience * 4)
-    for epoch in tqdm(range(cfg.audio_epochs), desc="audio"):
+    best_epoch = epochs
+    for epoch in tqdm(range(epochs), desc="audio"):
         model.train()
         order = rng.permutation(len(tr_feats))
         for i in range(per_epoch):
@@ -306,11 +330,18 @@ def train_audio(model, acc, cfg: TrainConfig, log) -> None:
             loss = F.cross_entropy(logits, torch.from_numpy(tr_y[idx]).to(acc.device), weight=weights,
                                    label_smoothing=cfg.label_smoothing)
             step(acc, loss, opt, sched, cfg)
-        score = classification_report(va_y, predict_audio(model, va_feats))["uar"]
+        if val is None:
+            log("audio", epoch=epoch + 1, loss=round(loss.item(), 4))
+            continue
+        score = classification_report(val[1], predict_audio(model, val[0]))["uar"]
         log("audio", epoch=epoch + 1, val_uar=score, loss=round(loss.item(), 4))
+        if score > stopper.best:
+            best_epoch = epoch + 1
         if stopper.update(score):
             break
-    stopper.restore()
+    if val is not None:
+        stopper.restore()
+    return best_epoch
 
 
 def text_sets(cfg: TrainConfig) -> tuple[list[dict], list[dict]]:
@@ -368,7 +399,7 @@ class Pools:
         face_recs = train if part == "train" else select
         face_recs = [face_recs[i] for i in D.balanced_indices(D.labels_of(face_recs), 1500, rng)]
         faces = D.face_arrays(face_recs, model.config.video, f"fer-pool-{part}", cache)
-        sets = audio_sets(model, cfg)[part]
+        sets = [d for _, d in audio_sets(model, cfg)[part]]
         text_train, text_select = text_sets(cfg)
         texts = text_train if part == "train" else text_select
         texts = [texts[i] for i in D.balanced_indices(D.labels_of(texts), 1500, rng)]
