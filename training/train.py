@@ -314,6 +314,7 @@ def fit_audio(model, acc, cfg: TrainConfig, log, tr_feats, tr_y, val, epochs: in
     model.audio.fit_normalizer(tr_feats)
     rng = np.random.default_rng(cfg.seed)
     per_epoch = max(1, len(tr_feats) // cfg.audio_batch)
+    log("audio", train_clips=len(tr_feats), samples_per_epoch=per_epoch * cfg.audio_batch)
     params = list(model.audio.parameters()) + list(model.heads["audio"].parameters())
     opt, sched = optimiser(params, cfg.audio_lr, epochs * per_epoch, cfg)
     weights = class_weights(tr_y)
