@@ -1,211 +1,345 @@
-"""StressLab's Gradio app (a Hugging Face Space): upload or record a clip, see the answer and why, correct it.
+"""StressLab's Gradio app (a Hugging Face Space): give a clip, see the answer and why, switch modalities off,
+correct it.
 
-Thin wiring over the stresslab API: no model code here. Settings by environment variables (README.md):
-STRESSLAB_MODEL, STRESSLAB_WHISPER, STRESSLAB_MAX_SECONDS, STRESSLAB_FEEDBACK_DIR, STRESSLAB_FEEDBACK_REPO,
-STRESSLAB_FEEDBACK_PUBLIC_REPO, HF_TOKEN, STRESSLAB_THREADS, GRADIO_SERVER_PORT.
+Thin wiring over the stresslab public API: no model code here. Settings are environment variables:
+  STRESSLAB_MODEL         model folder or Hub id (default: the bundled models/default)
+  STRESSLAB_WHISPER       a local Whisper checkpoint for transcripts (default: none, typed words only)
+  STRESSLAB_MAX_SECONDS   longest clip accepted (default 120)
+  STRESSLAB_THREADS       torch threads (default: the cores, at most 4)
+  STRESSLAB_CONCURRENCY   analyses run at once (default 1: one analysis uses every core)
+  STRESSLAB_FEEDBACK_DIR  the correction store (default ./feedback_store)
+  STRESSLAB_FEEDBACK_REPO + HF_TOKEN (+ STRESSLAB_FEEDBACK_PUBLIC_REPO): push corrections to the Hub in the background
+  GRADIO_SERVER_PORT      port (default 7860); GRADIO_SERVER_NAME: address (Gradio's default, 127.0.0.1)
+
+API (gradio_client):
+    from gradio_client import Client, handle_file
+    Client("http://127.0.0.1:7860/").predict(handle_file("clip.mp4"), "", api_name="/analyze")
+returns the JSON dict of `stresslab analyze --json` (docs/result-schema.md); /analyze_text takes words only.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
 
-import app_plots as plots
 import stresslab
+from stresslab import ui_plots as plots
 from stresslab.cli import configure_threads
+from stresslab.labels import CORPUS_LABELS
 
-ROOT = Path(__file__).resolve().parent
-EXAMPLES = sorted((ROOT / "data" / "examples").glob("*.flv")) + sorted((ROOT / "data" / "examples").glob("*.mp3"))
-MODEL_CARD = "https://huggingface.co/spaces/stresslab/stresslab/blob/main/models/default/README.md"
-CHOICES = [*stresslab.EMOTIONS, "none of these"]
 log = logging.getLogger("stresslab.app")
+ROOT = Path(__file__).resolve().parent
+EXAMPLES = ROOT / "data" / "examples"
+FEEDBACK_DIR = Path(os.environ.get("STRESSLAB_FEEDBACK_DIR") or ROOT / "feedback_store")
+CONCURRENCY = int(os.environ.get("STRESSLAB_CONCURRENCY", 1))
+NONE_OF_THESE = "none of these"
+CREMAD = CORPUS_LABELS["cremad"]  # file-name code -> emotion, for the example labels
+RATINGS = [("1 calm", 1), ("2", 2), ("3", 3), ("4", 4), ("5 very stressed", 5)]
 
-NOTICE = """
-**What this measures.** The emotion a clip *expresses*, as learned from acted recordings (faces, voices and
-sentences performed by actors), not what anyone feels inside. Stress is derived from the emotions shown.
-Read the [model card](models/default/README.md) for its data, accuracy and limits. **Do not use it to judge people:**
-emotion recognition at work and in education is prohibited in the EU (AI Act, art. 5(1)(f)).
+
+# --- start-up: load once per process, warm up -------------------------------------------------------------------
+def warm_up(model: stresslab.StressModel) -> float:
+    """One tiny analysis of a synthetic clip (grey frames, a voiced tone, a few words), so that librosa's first-call
+    compilation, the face detector, the towers (and Whisper when configured) are ready before the first visitor.
+    Returns the seconds it took."""
+    t0 = time.perf_counter()
+    tone = (0.3 * np.sin(2 * np.pi * 180 * np.arange(16_000) / 16_000)).astype(np.float32)
+    frames = np.full((4, 96, 128, 3), 128, np.uint8)
+    clip = stresslab.Clip(frames=frames, frame_times=np.arange(4, dtype=np.float32) / 4, audio=tone, duration=1.0,
+                          kind="arrays")
+    stresslab.analyze(clip, model=model)  # transcribes the tone when Whisper is configured: loads it
+    stresslab.analyze(None, text="warming up", model=model)
+    return time.perf_counter() - t0
+
+
+def model_card_link(model: stresslab.StressModel) -> tuple[str, Path | None]:
+    """Where the model card of the loaded model can be read: (URL, local README.md or None)."""
+    source = str(getattr(model, "source", "") or "")
+    card = Path(source) / "README.md" if source and Path(source).is_dir() else None
+    if card is None or not card.is_file():
+        return (f"https://huggingface.co/{source}" if source else "https://huggingface.co/models"), None
+    space = os.environ.get("SPACE_ID")  # set on Hugging Face Spaces
+    if space and card.resolve().is_relative_to(ROOT):
+        return f"https://huggingface.co/spaces/{space}/blob/main/{card.resolve().relative_to(ROOT)}", card
+    return f"/gradio_api/file={card.resolve()}", card
+
+
+def start_sync(store: stresslab.FeedbackStore) -> stresslab.HubSync | None:
+    """Background Hub sync of corrections when HF_TOKEN and STRESSLAB_FEEDBACK_REPO are set; never blocks start-up."""
+    try:
+        return stresslab.HubSync.from_env(store)
+    except Exception as e:  # a sync that cannot start must not take the app down: corrections stay local
+        log.warning("corrections stay local, Hub sync did not start: %s", type(e).__name__)
+        return None
+
+
+configure_threads()
+MODEL = stresslab.load_model()
+log.warning("model %s warmed up in %.1f s", MODEL.config.name, warm_up(MODEL))
+CARD_URL, CARD_FILE = model_card_link(MODEL)
+STORE = stresslab.FeedbackStore(FEEDBACK_DIR)
+SYNC = start_sync(STORE)
+
+NOTICE = f"""
+**What this measures, and what not.** The emotion a face, a voice and words *express*, as learned from **acted**
+recordings (actors performing six emotions), not what anyone feels inside. Stress is derived from those emotions
+by a fixed rule, not measured. It is often wrong: on unacted speech, other languages and accents, faces turned
+away, poor light, and for groups little present in the training data. Read the [model card]({CARD_URL}) for its
+data, accuracy and limits.
+**Do not use it to judge, screen or monitor people.** Inferring emotions at work or in education is prohibited in
+the EU (AI Act, art. 5(1)(f)); it must not decide anything about anyone (hiring, grading, policing, health).
 """
 
 
-def _setup():
-    configure_threads()
-    model = stresslab.load_model()
-    # warm-up on a synthetic clip: librosa's JIT, the face detector and the towers are ready before the first user
-    tone = (0.3 * np.sin(2 * np.pi * 180 * np.arange(16000) / 16000)).astype(np.float32)
-    stresslab.analyze(stresslab.load_clip((16000, tone), text="warming up"), model=model)
-    store = stresslab.FeedbackStore(os.environ.get("STRESSLAB_FEEDBACK_DIR", ROOT / "feedback_store"))
-    return model, store, stresslab.HubSync.from_env(store)
+# --- handlers -----------------------------------------------------------------------------------------------------
+def _views(result: dict, frames: np.ndarray | None = None, times: np.ndarray | None = None,
+           faces: bool = True) -> list:
+    """The value of every result component for one analysis dict (the face gallery only when `faces`)."""
+    words = result["transcript"]
+    transcript = f"**Words** ({words['source']}): {words['text']}" if words["text"] else "**Words:** none"
+    gallery = plots.face_frames(frames, times, result["faces"]) if faces else gr.skip()
+    return [plots.headline(result), plots.fused_bar(result), plots.stress_gauge(result), plots.explanation(result),
+            plots.modality_table(result), plots.modalities_bar(result), plots.weights_bar(result),
+            plots.ablation_bar(result), plots.timeline(result), gallery, transcript, result]
 
 
-MODEL, STORE, SYNC = _setup()
+def _cleared_views() -> list:
+    return ["", None, None, "", None, None, None, None, None, [], "", None]
 
 
-def _media(video, audio, image) -> str | None:
-    return video or audio or image or None
-
-
-def _views(result: dict, clip) -> tuple:
-    """Every output component's value for one analysis dict."""
-    frames = getattr(clip, "frames", None)
-    times = getattr(clip, "frame_times", None)
-    transcript = result["transcript"]["text"] or "(no words)"
-    src = result["transcript"]["source"]
-    head = (f"## {result['emotion']} · {result['confidence']:.0%}\n"
-            f"stress **{result['stress']['level']}** ({result['stress']['score']:.2f})")
-    return (head, plots.fused_bar(result), plots.stress_gauge(result), plots.modality_table(result),
-            plots.modalities_bar(result), plots.weights_bar(result), plots.ablation_bar(result),
-            plots.timeline(result), plots.face_frames(frames, times, result["faces"]),
-            f"{transcript}" + (f"  _(from {src})_" if src else ""), plots.explanation(result), result)
-
-
-def analyze_clip(video, audio, image, text, progress=gr.Progress()):  # noqa: B008 (Gradio's idiom)
-    """Decode, encode (towers once), fuse; keeps the encoded clip in the session for the toggles."""
-    media = _media(video, audio, image)
+def analyze_clip(video: str | None, audio: str | None, image: str | None, text: str | None,
+                 progress: gr.Progress = gr.Progress()) -> list:  # noqa: B008 (Gradio's way to ask for progress)
+    """Decode the clip, run the towers once (kept in the session for the toggles), fuse, and show every view."""
+    media = video or audio or image or None
     try:
-        progress(0.1, desc="decoding")
+        progress(0.05, desc="decoding the clip")
+        t0 = time.perf_counter()
         clip = stresslab.load_clip(media, text=text or None)
-        progress(0.3, desc="faces, voice and words")
+        decoded = time.perf_counter() - t0
+        progress(0.2, desc="finding the face, listening to the voice, reading the words")
         encoded = stresslab.encode(clip, MODEL)
-        progress(0.9, desc="fusion")
-        result = stresslab.fuse(MODEL, encoded).to_dict()
-    except stresslab.ClipError as e:
-        raise gr.Error(str(e), print_exception=False) from None
-    except Exception as e:  # never a stack trace in the page; the server keeps serving
-        log.exception("analysis failed")
-        raise gr.Error(f"the analysis failed: {type(e).__name__}. Try another clip.", print_exception=False) from None
+        encoded.timings = {"decode": decoded, **encoded.timings}
+        progress(0.9, desc="fusing")
+        analysis = stresslab.fuse(MODEL, encoded)
+        analysis.timings["total"] = round(time.perf_counter() - t0, 5)
+        result = analysis.to_dict()
+    except Exception as e:
+        message = _message(e)
+        gr.Warning(message)
+        no = [gr.update(value=True, interactive=True)] * 3
+        return [*_cleared_views(), None, *no, f"**Could not analyse:** {message}", gr.update(visible=False),
+                *[gr.skip()] * 6]
     session = {"encoded": encoded, "media": media, "result": result}
     toggles = [gr.update(value=True, interactive=bool(encoded.present[0, j])) for j in range(3)]
-    return (*_views(result, clip), session, *toggles, "analysed: correct it below if it is wrong")
+    status = (f"analysed the {clip.kind} ({clip.duration:.1f} s) in {result['timings']['total']:.1f} s. "
+              "Switch a modality off to see its effect, or correct the answer below.")
+    correction = [gr.update(visible=True), result["emotion"], None, "", False, False, ""]
+    return [*_views(result, clip.frames, clip.frame_times), session, *toggles, status, *correction]
 
 
-def refuse(video_on, audio_on, text_on, session):
-    """Fusion-only rerun with modalities switched off: no decoding, no encoders."""
+def refuse(video_on: bool, audio_on: bool, text_on: bool, session: dict | None) -> list:
+    """Rerun the fusion only, with the unticked modalities switched off: no decoding, no towers."""
     if not session:
-        raise gr.Error("analyse a clip first", print_exception=False)
+        return [*[gr.skip()] * 12, gr.skip(), "analyse a clip first"]
     enabled = {"video": video_on, "audio": audio_on, "text": text_on}
     try:
         result = stresslab.fuse(MODEL, session["encoded"], enabled=enabled).to_dict()
-    except stresslab.NothingToAnalyze as e:
-        raise gr.Error(str(e), print_exception=False) from None
-    views = _views(result, None)
-    return (*views[:8], gr.update(), *views[9:], {**session, "result": result})  # the face gallery stays
+    except Exception as e:
+        gr.Warning(_message(e))
+        return [*[gr.skip()] * 12, gr.skip(), f"**Not refused:** {_message(e)}"]
+    off = [plots.MODALITY_NAMES[m] for m, on in enabled.items() if not on and result["modalities"][m]["present"]]
+    status = f"fused again without the {' and the '.join(off)}" if off else "fused again with every modality"
+    return [*_views(result, faces=False), {**session, "result": result}, status]
 
 
-def analyze_api(media: str | None, text: str = "") -> dict:
-    """The /analyze API: a media file (or none) and typed text -> the analysis JSON (docs/result-schema.md)."""
+def _message(e: Exception) -> str:
+    """A clear one-line message for the page; unexpected errors are logged with their trace, never shown."""
+    if isinstance(e, stresslab.ClipError):
+        return str(e)
+    log.exception("analysis failed")
+    return f"the analysis failed unexpectedly ({type(e).__name__}); try another clip. The error was logged."
+
+
+def analyze_api(media: str | None, text: str | None) -> dict:
+    """The /analyze endpoint: a media file (or none) and typed words -> the analysis JSON (docs/result-schema.md)."""
     try:
         return stresslab.analyze(media or None, text=text or None, model=MODEL).to_dict()
-    except stresslab.ClipError as e:
-        raise gr.Error(str(e), print_exception=False) from None
+    except Exception as e:
+        raise gr.Error(_message(e), print_exception=False) from None
 
 
-def save_correction(session, emotion, stress, note, keep, share):
+def analyze_text_api(text: str) -> dict:
+    """The /analyze_text endpoint: words only -> the analysis JSON."""
+    return analyze_api(None, text)
+
+
+def save_correction(session: dict | None, emotion: str | None, rating: int | None, note: str | None,
+                    keep: bool, share: bool) -> str:
+    """Save the correction through the FeedbackStore and return the receipt (or why it was not saved)."""
     if not session:
-        raise gr.Error("analyse a clip first, then correct it", print_exception=False)
+        return "Analyse a clip first, then correct it."
+    if not emotion:
+        return "Choose the right emotion (or *none of these*) first."
+    media = session["media"] if keep else None
     try:
         record = STORE.add(
-            emotion=None if emotion in (None, "none of these") else emotion,
-            stress_rating=int(stress) if stress else None,
-            note=note or "", transcript=session["result"]["transcript"]["text"], model_output=session["result"],
-            consent_keep_media=bool(keep), consent_share=bool(share), app_version=stresslab.__version__,
-            model_version=str(session["result"]["model"]["version"]), media_path=session["media"] if keep else None)
+            emotion=None if emotion == NONE_OF_THESE else emotion, stress_rating=int(rating) if rating else None,
+            note=(note or "").strip(), transcript=session["result"]["transcript"]["text"],
+            model_output=session["result"], consent_keep_media=bool(keep and media), consent_share=bool(share),
+            app_version=stresslab.__version__, model_version=str(session["result"]["model"]["version"]),
+            media_path=media)
     except (ValueError, OSError) as e:
-        raise gr.Error(f"not saved: {e}", print_exception=False) from None
+        log.warning("correction not saved: %s", e)
+        return f"**Not saved:** {e}"
     if SYNC is not None:
         SYNC.nudge()
-    return f"Saved. Your receipt: `{record.id}` (keep it to erase this record later)."
+    kept = "with your clip" if record.media else "without any clip"
+    return (f"Saved, {kept}{' (may be shared publicly)' if record.consent_share else ''}. Your receipt: "
+            f"`{record.id}`. Keep it: with it you can erase this correction at any time (below).")
 
 
-def erase_correction(receipt):
+def erase_correction(receipt: str | None) -> str:
+    """Erase a saved correction (and its clip) by its receipt id."""
     try:
         done = STORE.erase((receipt or "").strip().strip("`"))
     except ValueError as e:
-        raise gr.Error(str(e), print_exception=False) from None
-    return "Erased, with its media." if done else "No record with that receipt."
+        return str(e)
+    if done and SYNC is not None:
+        SYNC.nudge()
+    return "Erased, with its clip." if done else "No correction with that receipt (already erased?)."
+
+
+def _only_one_media(value: str | None) -> list:
+    """A new clip in one input clears the others, so it is clear which one is analysed."""
+    return [gr.skip(), gr.skip()] if value is None else [None, None]
+
+
+# --- layout -------------------------------------------------------------------------------------------------------
+def _examples(suffix: str, component: gr.components.Component, elem_id: str) -> None:
+    """Buttons that load a bundled CREMA-D clip into `component` (a gr.Dataset, not gr.Examples: gr.Examples would
+    convert every flv to mp4 at start-up for its previews; this converts one clip when it is picked)."""
+    paths = sorted(EXAMPLES.glob(f"*{suffix}"))
+    if not paths:
+        return
+    names = [f"{CREMAD.get(p.stem.split('_')[2], p.stem)} · actor {p.stem.split('_')[0]}" for p in paths]
+    label = f"CREMA-D examples ({'video' if suffix == '.flv' else 'voice only'}; ODbL, see data/examples)"
+    picker = gr.Dataset(components=["text"], samples=[[n] for n in names], type="index", label=label,
+                        samples_per_page=6, elem_id=elem_id)
+    picker.click(lambda i: str(paths[i]), picker, component, api_visibility="private")
 
 
 def build() -> gr.Blocks:
-    with gr.Blocks(title="StressLab") as demo:
+    """The page: inputs on the left, the answer and its reasons on the right, corrections below."""
+    with gr.Blocks(title="StressLab", analytics_enabled=False) as demo:
         session = gr.State(None)
         gr.Markdown("# StressLab\nWhich emotion a clip shows, how stressed the person seems, and **why**.")
         gr.Markdown(NOTICE, elem_id="notice")
         with gr.Row():
-            with gr.Column(scale=1):
-                with gr.Tab("Video"):
-                    video = gr.Video(sources=["webcam", "upload"], include_audio=True, label="video (webcam or file)",
-                                     elem_id="upload-video")
-                with gr.Tab("Audio"):
-                    audio = gr.Audio(sources=["microphone", "upload"], type="filepath", label="voice",
-                                     elem_id="upload-audio")
-                with gr.Tab("Face image"):
-                    image = gr.Image(type="filepath", label="a face", elem_id="upload-image")
-                text = gr.Textbox(label="words (optional: typed words override the transcript)", elem_id="text-input")
+            with gr.Column(scale=1, min_width=320):
+                with gr.Tab("Video", elem_id="tab-video"):
+                    video = gr.Video(sources=["upload", "webcam"], include_audio=True, elem_id="upload-video",
+                                     label="a video with sound: upload one or record with the webcam")
+                    _examples(".flv", video, "examples-video")
+                with gr.Tab("Audio", elem_id="tab-audio"):
+                    audio = gr.Audio(sources=["microphone", "upload"], type="filepath", elem_id="upload-audio",
+                                     label="a voice: record with the microphone or upload")
+                    _examples(".mp3", audio, "examples-audio")
+                with gr.Tab("Face image", elem_id="tab-image"):
+                    image = gr.Image(type="filepath", label="a photo of a face", elem_id="upload-image")
+                text = gr.Textbox(label="words (optional; typed words replace any transcript)", lines=2,
+                                  elem_id="text-input", placeholder="e.g. I can't believe you did that")
                 button = gr.Button("Analyse", variant="primary", elem_id="analyze-btn")
-                status = gr.Markdown("", elem_id="status")
-                if EXAMPLES:
-                    gr.Examples([[str(p)] for p in EXAMPLES if p.suffix == ".flv"], inputs=[video],
-                                label="CREMA-D examples (ODbL; see data/examples/README.md)")
-                    gr.Examples([[str(p)] for p in EXAMPLES if p.suffix == ".mp3"], inputs=[audio], label="voice only")
+                status = gr.Markdown("Give a clip, or type a sentence, and press **Analyse**.", elem_id="status")
             with gr.Column(scale=2):
                 headline = gr.Markdown(elem_id="headline")
                 with gr.Row():
                     fused = gr.Plot(elem_id="fused-plot", show_label=False)
                     gauge = gr.Plot(elem_id="stress-gauge", show_label=False)
-                table = gr.Dataframe(headers=["modality", "its own answer", "attention weight", "status"],
-                                     elem_id="modality-table", interactive=False)
-                with gr.Row():
-                    toggles = [gr.Checkbox(True, label=f"use {plots.MODALITY_NAMES[m]}", elem_id=f"toggle-{m}")
-                               for m in stresslab.MODALITIES]
                 explanation = gr.Markdown(elem_id="explanation")
+                table = gr.Dataframe(headers=["modality", "its own answer", "attention", "status"], wrap=True,
+                                     elem_id="modality-table", interactive=False, label="each modality on its own")
+                gr.Markdown("**Switch a modality off** to see how the answer changes (reruns the fusion only):")
+                with gr.Row():
+                    toggles = [gr.Checkbox(True, label=f"use the {plots.MODALITY_NAMES[m]}", elem_id=f"toggle-{m}")
+                               for m in stresslab.MODALITIES]
                 per_modality = gr.Plot(elem_id="modalities-plot", show_label=False)
                 with gr.Row():
-                    weights = gr.Plot(elem_id="weights-plot", show_label=False)
+                    weights = gr.Plot(elem_id="attention-plot", show_label=False)
                     ablation = gr.Plot(elem_id="ablation-plot", show_label=False)
                 timeline = gr.Plot(elem_id="timeline-plot", show_label=False)
-                faces = gr.Gallery(label="faces the video branch used", columns=4, height=220, elem_id="faces-gallery")
+                faces = gr.Gallery(label="the face the video branch saw (box drawn)", columns=4, height=240,
+                                   elem_id="faces-gallery", allow_preview=True)
                 transcript = gr.Markdown(elem_id="transcript")
-                with gr.Accordion("the result as JSON", open=False):
+                with gr.Accordion("the result as JSON (the API's answer)", open=False):
                     raw = gr.JSON(elem_id="raw-json")
-        with gr.Accordion("Was it wrong? Correct it (helps build a real, non-acted data set)", open=True):
+        with gr.Group(visible=False, elem_id="correction-panel") as correction_panel:
+            gr.Markdown("### Was it wrong? Correct it\nYour correction helps build a real, non-acted data set. "
+                        "Only the labels and the answer shown above are kept unless you tick *keep my clip*.")
             with gr.Row():
-                emotion = gr.Dropdown(CHOICES, label="the right emotion", elem_id="correct-emotion")
-                stress = gr.Slider(1, 5, step=1, value=3, label="stress shown (1 calm - 5 very stressed)",
-                                   elem_id="correct-stress")
-                note = gr.Textbox(label="note (optional)", elem_id="correct-note")
+                emotion = gr.Dropdown([*stresslab.EMOTIONS, NONE_OF_THESE], label="the emotion it really shows",
+                                      elem_id="correct-emotion")
+                rating = gr.Radio(RATINGS, label="stress shown, 1 (calm) to 5 (very stressed)", value=None,
+                                  elem_id="correct-stress")
+            note = gr.Textbox(label="note (optional)", elem_id="correct-note")
             with gr.Row():
-                keep = gr.Checkbox(False, label="keep my clip (otherwise only the labels and the result are kept)",
+                keep = gr.Checkbox(False, label="keep my clip (the video or audio file) with this correction",
                                    elem_id="consent-keep")
-                share = gr.Checkbox(False, label="it may be shared in a public data set", elem_id="consent-share")
+                share = gr.Checkbox(False, label="share it publicly (in an open data set for research)",
+                                    elem_id="consent-share")
             save = gr.Button("Save correction", elem_id="save-correction")
             receipt = gr.Markdown(elem_id="receipt")
+        with gr.Accordion("Erase a saved correction", open=False, elem_id="erase-panel"):
             with gr.Row():
-                erase_id = gr.Textbox(label="erase a record by its receipt", elem_id="erase-id")
+                erase_id = gr.Textbox(label="receipt", placeholder="the 32-character receipt", elem_id="erase-id")
                 erase = gr.Button("Erase", elem_id="erase-btn")
-                erased = gr.Markdown(elem_id="erase-status")
+            erased = gr.Markdown(elem_id="erase-status")
+        with gr.Accordion("Model card", open=False, elem_id="model-card"):
+            gr.Markdown(_card_text())
 
-        views = [headline, fused, gauge, table, per_modality, weights, ablation, timeline, faces, transcript,
-                 explanation, raw]
-        button.click(analyze_clip, [video, audio, image, text], [*views, session, *toggles, status],
-                     api_visibility="private")
+        views = [headline, fused, gauge, explanation, table, per_modality, weights, ablation, timeline, faces,
+                 transcript, raw]
+        corrections = [correction_panel, emotion, rating, note, keep, share, receipt]
+        media = [video, audio, image]
+        for comp in media:
+            comp.change(_only_one_media, comp, [c for c in media if c is not comp], queue=False,
+                        api_visibility="private")
+        button.click(analyze_clip, [*media, text], [*views, session, *toggles, status, *corrections],
+                     concurrency_id="analysis", concurrency_limit=CONCURRENCY, api_visibility="private")
+        text.submit(analyze_clip, [*media, text], [*views, session, *toggles, status, *corrections],
+                    concurrency_id="analysis", api_visibility="private")
         for t in toggles:
-            t.input(refuse, [*toggles, session], [*views, session], api_visibility="private")
-        save.click(save_correction, [session, emotion, stress, note, keep, share], receipt, api_visibility="private")
+            t.input(refuse, [*toggles, session], [*views, session, status], trigger_mode="always_last",
+                    api_visibility="private")
+        save.click(save_correction, [session, emotion, rating, note, keep, share], receipt, api_visibility="private")
         erase.click(erase_correction, erase_id, erased, api_visibility="private")
-        api_media, api_text, api_out = gr.File(visible=False), gr.Textbox(visible=False), gr.JSON(visible=False)
-        api_button = gr.Button(visible=False)
-        api_button.click(analyze_api, [api_media, api_text], api_out, api_name="analyze")
+
+        # API-only endpoints (no visible component): gradio_client.Client(url).predict(..., api_name="/analyze")
+        api_media = gr.File(label="media", visible=False)
+        api_text, api_out = gr.Textbox(label="text", visible=False), gr.JSON(label="analysis", visible=False)
+        gr.Button(visible=False).click(analyze_api, [api_media, api_text], api_out, api_name="analyze",
+                                       concurrency_id="analysis")
+        gr.api(analyze_text_api, api_name="analyze_text", concurrency_id="analysis")
     return demo
 
 
+def _card_text() -> str:
+    """The model card's text without its YAML front matter (or where to find it)."""
+    if CARD_FILE is None:
+        return f"The model card is at {CARD_URL}."
+    text = CARD_FILE.read_text(encoding="utf-8")
+    if text.startswith("---"):
+        text = text.split("---", 2)[-1]
+    return text
+
+
 demo = build()
-demo.queue(default_concurrency_limit=int(os.environ.get("STRESSLAB_CONCURRENCY", 2)), max_size=32)
+demo.queue(default_concurrency_limit=2, max_size=32)
 
 if __name__ == "__main__":
-    demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
-                server_port=int(os.environ.get("GRADIO_SERVER_PORT", 7860)), show_error=False,
-                allowed_paths=[str(ROOT / "data" / "examples")])
+    demo.launch(server_port=int(os.environ.get("GRADIO_SERVER_PORT", 7860)), show_error=False, ssr_mode=False,
+                allowed_paths=[str(CARD_FILE)] if CARD_FILE else None)

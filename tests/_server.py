@@ -1,4 +1,4 @@
-"""Start app.py on a free loopback port in a subprocess, with a tiny model and a private correction store."""
+"""Start app.py in a subprocess on a free loopback port, with a given model and a private correction store."""
 
 from __future__ import annotations
 
@@ -14,44 +14,58 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
+    """A TCP port that is free on 127.0.0.1 right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
 class AppServer:
-    def __init__(self, model_dir: Path, store: Path, timeout: float = 180):
+    """`python app.py` on 127.0.0.1:<free port>; offline (no Hub sync, no Whisper, no analytics)."""
+
+    def __init__(self, model_dir: Path, store: Path, timeout: float = 240):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
+        self.store = store
+        self.log_path = store.parent / f"app-{self.port}.log"
         env = {**os.environ, "STRESSLAB_MODEL": str(model_dir), "STRESSLAB_FEEDBACK_DIR": str(store),
                "GRADIO_SERVER_PORT": str(self.port), "GRADIO_SERVER_NAME": "127.0.0.1", "STRESSLAB_THREADS": "1",
-               "GRADIO_ANALYTICS_ENABLED": "False"}
-        env.pop("HF_TOKEN", None)
-        env.pop("STRESSLAB_WHISPER", None)
-        self.log = open(store.parent / f"app-{self.port}.log", "w")
-        self.proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=self.log,
+               "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+        for name in ("HF_TOKEN", "STRESSLAB_FEEDBACK_REPO", "STRESSLAB_FEEDBACK_PUBLIC_REPO", "STRESSLAB_WHISPER"):
+            env.pop(name, None)
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=self._log,
                                      stderr=subprocess.STDOUT)
-        end = time.time() + timeout
-        while time.time() < end:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"app.py exited: {(store.parent / f'app-{self.port}.log').read_text()[-2000:]}")
-            try:
-                urllib.request.urlopen(self.url, timeout=2)
+                self.stop()
+                raise RuntimeError(f"app.py exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
+            if self.alive(timeout=2):
                 return
-            except OSError:
-                time.sleep(0.5)
-        raise TimeoutError("app.py did not start")
+            time.sleep(0.5)
+        self.stop()
+        raise TimeoutError(f"app.py did not answer within {timeout:.0f} s:\n{self.log()[-3000:]}")
 
-    def alive(self) -> bool:
+    def alive(self, timeout: float = 10) -> bool:
+        """Whether the page is served."""
         try:
-            return urllib.request.urlopen(self.url, timeout=5).status == 200
+            with urllib.request.urlopen(self.url, timeout=timeout) as r:
+                return r.status == 200
         except OSError:
             return False
 
+    def log(self) -> str:
+        """What the app printed so far."""
+        return self.log_path.read_text(errors="replace")
+
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+        """Terminate the app (kill it after 20 s)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
