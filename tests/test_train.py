@@ -89,10 +89,13 @@ def test_finetune_on_corrections(corpora, tmp_path):
     tuned = tmp_path / "tuned"
     assert main(["--config", "training/configs/finetune.toml", "--set", f'out="{tuned}"', f'data="{corpora}"',
                  f'init="{base / "checkpoint"}"', f'feedback="{tmp_path / "fb"}"', "feedback_steps=6",
-                 "joint_batch=8"]) == 0
+                 "joint_batch=8", "stress_min_ratings=10"]) == 0
     before = StressModel.from_pretrained(base / "checkpoint").state_dict()
     after = StressModel.from_pretrained(tuned / "checkpoint").state_dict()
     assert any((before[k].float() - after[k].float()).abs().max() > 0 for k in before if k in after)
-    report = evaluate(StressModel.from_pretrained(tuned / "checkpoint"),
-                      select_records(str(tmp_path / "fb"), None, None), "fused")
+    tuned_model = StressModel.from_pretrained(tuned / "checkpoint")
+    assert tuned_model.config.stress_head  # 12 rated corrections >= 10: a learned stress head replaces the mapping
+    r = analyze(CREMAD / "1002_DFA_SAD_XX.mp3", model=tuned_model)
+    assert r.stress["method"] == "learned stress head" and 0 <= r.stress["score"] <= 1
+    report = evaluate(tuned_model, select_records(str(tmp_path / "fb"), None, None), "fused")
     assert report["n"] == 12

@@ -85,6 +85,7 @@ class TrainConfig:
     feedback_steps: int = 200
     feedback_lr: float = 1e-4
     replay: float = 0.5  # fraction of each feedback batch drawn from the original data
+    stress_min_ratings: int = 20  # rated corrections needed before a learned stress head replaces the mapping
     # losses and optimisation
     unimodal_weight: float = 0.5
     consistency_weight: float = 0.1
@@ -131,6 +132,11 @@ def step(acc: Accelerator, loss: torch.Tensor, opt, sched, cfg: TrainConfig) -> 
     sched.step()
 
 
+def device_of(model: torch.nn.Module) -> torch.device:
+    """Where the model's weights are (accelerate put them there): inputs go there, outputs come back to the CPU."""
+    return next(model.parameters()).device
+
+
 def class_weights(y: np.ndarray) -> torch.Tensor:
     counts = np.bincount(y, minlength=len(EMOTIONS)).astype(np.float64)
     w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / len(EMOTIONS), 0.0)
@@ -140,6 +146,9 @@ def class_weights(y: np.ndarray) -> torch.Tensor:
 def fusion_loss(model: StressModel, emb: dict, mask: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
                 stress: torch.Tensor | None = None) -> torch.Tensor:
     """Fused CE + unimodal CE + consistency KL + attention-entropy bonus (+ stress MSE where rated)."""
+    dev = device_of(model)
+    emb, mask, y = {m: e.to(dev) for m, e in emb.items()}, mask.to(dev), y.to(dev)
+    stress = stress.to(dev) if stress is not None else None
     pred = model.predict(emb, mask)
     labelled = y >= 0
     loss = pred.fused_logits.new_zeros(())
@@ -208,9 +217,10 @@ def video_batch(x: np.ndarray, cfg: VideoConfig, train: bool, rng: np.random.Gen
 @torch.no_grad()
 def predict_faces(model: StressModel, x: np.ndarray, batch: int = 512) -> np.ndarray:
     model.eval()
-    out = [model.heads["video"](model.video.embed_frames(to_tensor(x[i: i + batch], model.config.video)))
+    dev = device_of(model)
+    out = [model.heads["video"](model.video.embed_frames(to_tensor(x[i: i + batch], model.config.video).to(dev)))
            for i in range(0, len(x), batch)]
-    return torch.cat(out).argmax(1).numpy()
+    return torch.cat(out).argmax(1).cpu().numpy()
 
 
 def train_video(model, acc, cfg: TrainConfig, log) -> None:
@@ -225,7 +235,7 @@ def train_video(model, acc, cfg: TrainConfig, log) -> None:
     steps = cfg.video_epochs * (len(tr["y"]) // cfg.video_batch)
     params = list(model.video.parameters()) + list(model.heads["video"].parameters())
     opt, sched = optimiser(params, cfg.video_lr, steps, cfg)
-    weights = class_weights(tr["y"]) ** 0.5
+    weights = (class_weights(tr["y"]) ** 0.5).to(acc.device)
     stopper = EarlyStopping(model, cfg.patience)
     for epoch in range(cfg.video_epochs):
         model.train()
@@ -260,8 +270,8 @@ def predict_audio(model: StressModel, feats: list[np.ndarray], batch: int = 64) 
     out = []
     for i in range(0, len(feats), batch):
         x, n = audio_batch(feats[i: i + batch])
-        out.append(model.heads["audio"](model.audio(x, n)))
-    return torch.cat(out).argmax(1).numpy()
+        out.append(model.heads["audio"](model.audio(x.to(device_of(model)), n.to(device_of(model)))))
+    return torch.cat(out).argmax(1).cpu().numpy()
 
 
 def audio_sets(model, cfg: TrainConfig) -> dict:
@@ -317,7 +327,7 @@ def fit_audio(model, acc, cfg: TrainConfig, log, tr_feats, tr_y, val, epochs: in
     log("audio", train_clips=len(tr_feats), samples_per_epoch=per_epoch * cfg.audio_batch)
     params = list(model.audio.parameters()) + list(model.heads["audio"].parameters())
     opt, sched = optimiser(params, cfg.audio_lr, epochs * per_epoch, cfg)
-    weights = class_weights(tr_y)
+    weights = class_weights(tr_y).to(acc.device)
     stopper = EarlyStopping(model, cfg.patience * 4)
     best_epoch = epochs
     for epoch in tqdm(range(epochs), desc="audio"):
@@ -354,7 +364,7 @@ def text_sets(cfg: TrainConfig) -> tuple[list[dict], list[dict]]:
 def predict_text(model: StressModel, texts: list[str], batch: int = 128) -> np.ndarray:
     model.eval()
     out = [model.heads["text"](model.text(texts[i: i + batch])) for i in range(0, len(texts), batch)]
-    return torch.cat(out).argmax(1).numpy()
+    return torch.cat(out).argmax(1).cpu().numpy()
 
 
 def train_text(model, acc, cfg: TrainConfig, log) -> None:
@@ -370,7 +380,7 @@ def train_text(model, acc, cfg: TrainConfig, log) -> None:
     for epoch in range(cfg.text_epochs):
         model.train()
         idx = D.balanced_indices(y, cfg.text_cap, rng)
-        weights = class_weights(y[idx])
+        weights = class_weights(y[idx]).to(acc.device)
         bar = tqdm(range(per_epoch), desc=f"text {epoch + 1}")
         for i in bar:
             b = idx[i * cfg.text_batch: (i + 1) * cfg.text_batch]
@@ -419,9 +429,10 @@ class Pools:
 
     def tower(self, model: StressModel, m: str, idx: np.ndarray) -> torch.Tensor:
         if m == "video":
-            return model.video.embed_frames(to_tensor(self.raw["video"][idx], model.config.video))
+            return model.video.embed_frames(to_tensor(self.raw["video"][idx], model.config.video).to(device_of(model)))
         if m == "audio":
-            return model.audio(*audio_batch([self.raw["audio"][i] for i in idx]))
+            x, n = audio_batch([self.raw["audio"][i] for i in idx])
+            return model.audio(x.to(device_of(model)), n.to(device_of(model)))
         return model.text([self.raw["text"][i] for i in idx])
 
     def sample(self, n: int, p: float, rng: np.random.Generator) -> tuple[np.ndarray, dict, torch.Tensor]:
@@ -448,8 +459,10 @@ def real_clips(model: StressModel, cfg: TrainConfig, part: str) -> tuple[dict, t
         return {}, torch.zeros(0, 3, dtype=torch.bool), torch.zeros(0, dtype=torch.long)
     sp = D.DEFAULT_SPLITS["cremad"]
     recs = D.speaker_split(D.read_clip_folder(folder), sp["val"], sp["test"]).get(part, [])
-    rows = [encode(load_clip(r["video"] or r["audio"], text=r["text"]), model) for r in recs]
-    emb = {m: torch.stack([e.emb[m][0] for e in rows]) if rows else torch.zeros(0, model.config.embed_dim)
+    dev = device_of(model)  # encode() is the product's CPU path: on a GPU, encode with a CPU copy of the model
+    cpu_model = model if dev.type == "cpu" else copy.deepcopy(model).cpu()
+    rows = [encode(load_clip(r["video"] or r["audio"], text=r["text"]), cpu_model) for r in recs]
+    emb = {m: (torch.stack([e.emb[m][0] for e in rows]) if rows else torch.zeros(0, model.config.embed_dim)).to(dev)
            for m in MODALITIES}
     mask = torch.stack([e.present[0] for e in rows]) if rows else torch.zeros(0, 3, dtype=torch.bool)
     return emb, mask, torch.from_numpy(D.labels_of(recs))
@@ -458,7 +471,9 @@ def real_clips(model: StressModel, cfg: TrainConfig, part: str) -> tuple[dict, t
 @torch.no_grad()
 def fused_accuracy(model: StressModel, emb: dict, mask: torch.Tensor, y: torch.Tensor) -> float:
     model.eval()
-    return classification_report(y.numpy(), model.predict(emb, mask).fused_logits.argmax(1).numpy())["uar"]
+    dev = device_of(model)
+    pred = model.predict({m: e.to(dev) for m, e in emb.items()}, mask.to(dev)).fused_logits.argmax(1)
+    return classification_report(y.cpu().numpy(), pred.cpu().numpy())["uar"]
 
 
 def train_fusion(model, acc, cfg: TrainConfig, log) -> None:
@@ -510,9 +525,9 @@ def train_joint(model, acc, cfg: TrainConfig, log) -> None:
         out = {}
         for j, m in enumerate(MODALITIES):
             rows = np.flatnonzero(mask[:, j].numpy())
-            e = torch.zeros(len(mask), model.config.embed_dim)
+            e = torch.zeros(len(mask), model.config.embed_dim, device=device_of(model))
             if len(rows):
-                e = e.index_put((torch.from_numpy(rows),), pool.tower(model, m, idx[m][rows]))
+                e = e.index_put((torch.from_numpy(rows).to(e.device),), pool.tower(model, m, idx[m][rows]))
             out[m] = e
         return out
 
@@ -561,7 +576,7 @@ def train_feedback(model, acc, cfg: TrainConfig, log) -> None:
     items = feedback_inputs(model, cfg.feedback)
     if not items:
         raise SystemExit(f"error: no usable corrections in {cfg.feedback}")
-    if not model.config.stress_head and sum(i["stress"] >= 0 for i in items) >= 20:
+    if not model.config.stress_head and sum(i["stress"] >= 0 for i in items) >= cfg.stress_min_ratings:
         model.config.stress_head = True  # enough ratings: a learned stress head replaces the mapping
         model.stress_head = torch.nn.Linear(model.config.embed_dim, 1)
         log("feedback", added_stress_head=True)
@@ -575,13 +590,15 @@ def train_feedback(model, acc, cfg: TrainConfig, log) -> None:
         freeze_batchnorm(model)
         batch = [items[j] for j in rng.integers(0, len(items), n_new)]
         d = model.config.embed_dim
-        emb = {m: torch.zeros(len(batch), d) for m in MODALITIES}
+        dev = device_of(model)
+        emb = {m: torch.zeros(len(batch), d, device=dev) for m in MODALITIES}
         mask = torch.zeros(len(batch), 3, dtype=torch.bool)
         for k, it in enumerate(batch):
             if it["crops"] is not None:
-                emb["video"][k], mask[k, 0] = model.video.embed_frames(it["crops"]).mean(0), True
+                emb["video"][k], mask[k, 0] = model.video.embed_frames(it["crops"].to(dev)).mean(0), True
             if it["feats"] is not None:
-                emb["audio"][k], mask[k, 1] = model.audio(*audio_batch([it["feats"]]))[0], True
+                x, n = audio_batch([it["feats"]])
+                emb["audio"][k], mask[k, 1] = model.audio(x.to(dev), n.to(dev))[0], True
             if it["text"]:
                 emb["text"][k], mask[k, 2] = model.text([it["text"]])[0], True
         y = torch.tensor([it["y"] for it in batch])
@@ -590,8 +607,9 @@ def train_feedback(model, acc, cfg: TrainConfig, log) -> None:
         remb = {}
         for j, m in enumerate(MODALITIES):
             rows = np.flatnonzero(rmask[:, j].numpy())
-            e = torch.zeros(len(ry), d)
-            remb[m] = e.index_put((torch.from_numpy(rows),), pools.tower(model, m, ridx[m][rows])) if len(rows) else e
+            e = torch.zeros(len(ry), d, device=dev)
+            remb[m] = e.index_put((torch.from_numpy(rows).to(dev),), pools.tower(model, m, ridx[m][rows])) \
+                if len(rows) else e
         emb = {m: torch.cat([emb[m], remb[m]]) for m in MODALITIES}
         y = torch.cat([y, torch.from_numpy(ry)])
         stress = torch.cat([stress, torch.full((len(ry),), -1.0)])
