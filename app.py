@@ -112,9 +112,12 @@ def _cleared_views() -> list:
     return ["", None, None, "", None, None, None, None, None, [], "", None]
 
 
-def analyze_clip(video: str | None, audio: str | None, image: str | None, text: str | None,
+def analyze_clip(video: str | None, audio: str | None, image: str | None, text: str | None, picked: str | None,
                  progress: gr.Progress = gr.Progress()) -> list:  # noqa: B008 (Gradio's way to ask for progress)
-    """Decode the clip, run the towers once (kept in the session for the toggles), fuse, and show every view."""
+    """Decode the clip, run the towers once (kept in the session for the toggles), fuse, and show every view.
+    `picked`: the bundled example last clicked; the player shows Gradio's mp4 copy of it, the original is analysed."""
+    if video and picked and Path(video).stem == Path(picked).stem:
+        video = picked
     media = video or audio or image or None
     try:
         progress(0.05, desc="decoding the clip")
@@ -135,9 +138,11 @@ def analyze_clip(video: str | None, audio: str | None, image: str | None, text: 
         return [*_cleared_views(), None, *no, f"**Could not analyse:** {message}", gr.update(visible=False),
                 *[gr.skip()] * 6]
     session = {"encoded": encoded, "media": media, "result": result}
-    toggles = [gr.update(value=True, interactive=bool(encoded.present[0, j])) for j in range(3)]
-    status = (f"analysed the {clip.kind} ({clip.duration:.1f} s) in {result['timings']['total']:.1f} s. "
-              "Switch a modality off to see its effect, or correct the answer below.")
+    present = [bool(encoded.present[0, j]) for j in range(len(stresslab.MODALITIES))]
+    toggles = [gr.update(value=p, interactive=p) for p in present]  # a missing modality cannot be switched on
+    what = f"{Path(media).name} ({clip.kind}, {clip.duration:.1f} s)" if media else "the typed words"
+    status = (f"analysed {what} in {result['timings']['total']:.1f} s. Switch a modality off to see its effect, "
+              "or correct the answer below.")
     correction = [gr.update(visible=True), result["emotion"], None, "", False, False, ""]
     return [*_views(result, clip.frames, clip.frame_times), session, *toggles, status, *correction]
 
@@ -220,9 +225,9 @@ def _only_one_media(value: str | None) -> list:
 
 
 # --- layout -------------------------------------------------------------------------------------------------------
-def _examples(suffix: str, component: gr.components.Component, elem_id: str) -> None:
-    """Buttons that load a bundled CREMA-D clip into `component` (a gr.Dataset, not gr.Examples: gr.Examples would
-    convert every flv to mp4 at start-up for its previews; this converts one clip when it is picked)."""
+def _examples(suffix: str, component: gr.components.Component, picked: gr.State, elem_id: str) -> None:
+    """Buttons that load a bundled CREMA-D clip into `component` and remember it in `picked`. (gr.Examples would
+    convert every flv to a browser-playable mp4 at start-up for its previews; this converts the one picked.)"""
     paths = sorted(EXAMPLES.glob(f"*{suffix}"))
     if not paths:
         return
@@ -230,13 +235,14 @@ def _examples(suffix: str, component: gr.components.Component, elem_id: str) -> 
     label = f"CREMA-D examples ({'video' if suffix == '.flv' else 'voice only'}; ODbL, see data/examples)"
     picker = gr.Dataset(components=["text"], samples=[[n] for n in names], type="index", label=label,
                         samples_per_page=6, elem_id=elem_id)
-    picker.click(lambda i: str(paths[i]), picker, component, api_visibility="private")
+    picker.click(lambda i: (str(paths[i]), str(paths[i])), picker, [component, picked], api_visibility="private")
 
 
 def build() -> gr.Blocks:
     """The page: inputs on the left, the answer and its reasons on the right, corrections below."""
     with gr.Blocks(title="StressLab", analytics_enabled=False) as demo:
         session = gr.State(None)
+        picked = gr.State(None)  # the bundled example last clicked
         gr.Markdown("# StressLab\nWhich emotion a clip shows, how stressed the person seems, and **why**.")
         gr.Markdown(NOTICE, elem_id="notice")
         with gr.Row():
@@ -244,11 +250,11 @@ def build() -> gr.Blocks:
                 with gr.Tab("Video", elem_id="tab-video"):
                     video = gr.Video(sources=["upload", "webcam"], include_audio=True, elem_id="upload-video",
                                      label="a video with sound: upload one or record with the webcam")
-                    _examples(".flv", video, "examples-video")
+                    _examples(".flv", video, picked, "examples-video")
                 with gr.Tab("Audio", elem_id="tab-audio"):
                     audio = gr.Audio(sources=["microphone", "upload"], type="filepath", elem_id="upload-audio",
                                      label="a voice: record with the microphone or upload")
-                    _examples(".mp3", audio, "examples-audio")
+                    _examples(".mp3", audio, picked, "examples-audio")
                 with gr.Tab("Face image", elem_id="tab-image"):
                     image = gr.Image(type="filepath", label="a photo of a face", elem_id="upload-image")
                 text = gr.Textbox(label="words (optional; typed words replace any transcript)", lines=2,
@@ -262,7 +268,8 @@ def build() -> gr.Blocks:
                     gauge = gr.Plot(elem_id="stress-gauge", show_label=False)
                 explanation = gr.Markdown(elem_id="explanation")
                 table = gr.Dataframe(headers=["modality", "its own answer", "attention", "status"], wrap=True,
-                                     elem_id="modality-table", interactive=False, label="each modality on its own")
+                                     column_widths=["20%", "20%", "12%", "48%"], elem_id="modality-table",
+                                     interactive=False, label="each modality on its own")
                 gr.Markdown("**Switch a modality off** to see how the answer changes (reruns the fusion only):")
                 with gr.Row():
                     toggles = [gr.Checkbox(True, label=f"use the {plots.MODALITY_NAMES[m]}", elem_id=f"toggle-{m}")
@@ -272,14 +279,15 @@ def build() -> gr.Blocks:
                     weights = gr.Plot(elem_id="attention-plot", show_label=False)
                     ablation = gr.Plot(elem_id="ablation-plot", show_label=False)
                 timeline = gr.Plot(elem_id="timeline-plot", show_label=False)
-                faces = gr.Gallery(label="the face the video branch saw (box drawn)", columns=4, height=240,
+                faces = gr.Gallery(label="the face the video branch saw (box drawn)", columns=4, height="auto",
                                    elem_id="faces-gallery", allow_preview=True)
                 transcript = gr.Markdown(elem_id="transcript")
                 with gr.Accordion("the result as JSON (the API's answer)", open=False):
                     raw = gr.JSON(elem_id="raw-json")
         with gr.Group(visible=False, elem_id="correction-panel") as correction_panel:
             gr.Markdown("### Was it wrong? Correct it\nYour correction helps build a real, non-acted data set. "
-                        "Only the labels and the answer shown above are kept unless you tick *keep my clip*.")
+                        "Only the labels and the answer shown above are kept unless you tick *keep my clip*.",
+                        padding=True)
             with gr.Row():
                 emotion = gr.Dropdown([*stresslab.EMOTIONS, NONE_OF_THESE], label="the emotion it really shows",
                                       elem_id="correct-emotion")
@@ -292,7 +300,7 @@ def build() -> gr.Blocks:
                 share = gr.Checkbox(False, label="share it publicly (in an open data set for research)",
                                     elem_id="consent-share")
             save = gr.Button("Save correction", elem_id="save-correction")
-            receipt = gr.Markdown(elem_id="receipt")
+            receipt = gr.Markdown(elem_id="receipt", padding=True)
         with gr.Accordion("Erase a saved correction", open=False, elem_id="erase-panel"):
             with gr.Row():
                 erase_id = gr.Textbox(label="receipt", placeholder="the 32-character receipt", elem_id="erase-id")
@@ -308,9 +316,9 @@ def build() -> gr.Blocks:
         for comp in media:
             comp.change(_only_one_media, comp, [c for c in media if c is not comp], queue=False,
                         api_visibility="private")
-        button.click(analyze_clip, [*media, text], [*views, session, *toggles, status, *corrections],
+        button.click(analyze_clip, [*media, text, picked], [*views, session, *toggles, status, *corrections],
                      concurrency_id="analysis", concurrency_limit=CONCURRENCY, api_visibility="private")
-        text.submit(analyze_clip, [*media, text], [*views, session, *toggles, status, *corrections],
+        text.submit(analyze_clip, [*media, text, picked], [*views, session, *toggles, status, *corrections],
                     concurrency_id="analysis", api_visibility="private")
         for t in toggles:
             t.input(refuse, [*toggles, session], [*views, session, status], trigger_mode="always_last",

@@ -15,6 +15,7 @@ from .labels import STRESS_LEVELS
 COLOURS = {"anger": "#d62728", "disgust": "#8c564b", "fear": "#9467bd", "happy": "#2ca02c", "neutral": "#7f7f7f",
            "sad": "#1f77b4"}
 MODALITY_NAMES = {"video": "face (video)", "audio": "voice (audio)", "text": "words (text)"}
+SHORT_NAMES = {"video": "face", "audio": "voice", "text": "words"}
 MODALITY_COLOURS = {"video": "#636efa", "audio": "#ef553b", "text": "#00cc96"}
 LEVEL_COLOURS = ("#c7e9c0", "#fdd0a2", "#fcbba1")  # low, moderate, high
 
@@ -70,8 +71,9 @@ def weights_bar(r: dict) -> go.Figure:
     w = [r["modalities"][m]["weight"] for m in ms]
     fig = go.Figure(go.Bar(x=w, y=[MODALITY_NAMES.get(m, m) for m in ms], orientation="h",
                            text=[f"{x:.0%}" if _on(r, m) else "not used" for x, m in zip(w, ms, strict=True)],
-                           textposition="auto", marker_color=[MODALITY_COLOURS.get(m) for m in ms]))
-    fig.update_xaxes(range=[0, 1], tickformat=".0%")
+                           textposition="outside", cliponaxis=False,
+                           marker_color=[MODALITY_COLOURS.get(m) for m in ms]))
+    fig.update_xaxes(range=[0, 1.15], tickformat=".0%", tickvals=[0, 0.25, 0.5, 0.75, 1])
     return _layout(fig, "Attention: how much the fusion trusted each", 240)
 
 
@@ -83,7 +85,7 @@ def ablation_bar(r: dict) -> go.Figure:
         return _empty(title, "needs two or more modalities in use", 240)
     ms = list(abl)
     fig = go.Figure(go.Bar(
-        x=[f"without {MODALITY_NAMES.get(m, m)}" for m in ms], y=[abl[m]["shift"] for m in ms],
+        x=[f"without the {SHORT_NAMES.get(m, m)}" for m in ms], y=[abl[m]["shift"] for m in ms],
         text=[f"→ {abl[m]['emotion']}" + (" (changes)" if abl[m]["label_changed"] else "") for m in ms],
         textposition="outside", marker_color=["#e45756" if abl[m]["label_changed"] else "#ab63fa" for m in ms]))
     fig.update_yaxes(range=[0, max(0.2, max(abl[m]["shift"] for m in ms) * 1.4)], title="how far it moved")
