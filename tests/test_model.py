@@ -102,3 +102,26 @@ def test_push_to_hub_uploads_the_checkpoint_folder(tiny_model, monkeypatch):
 def test_load_model_caches_per_process(tiny_model_dir, monkeypatch):
     monkeypatch.setenv("STRESSLAB_MODEL", str(tiny_model_dir))
     assert load_model() is load_model(str(tiny_model_dir))
+
+
+def test_optional_pretrained_speech_encoder(tmp_path):
+    """AudioConfig.pretrained_id: a (tiny, locally built) wav2vec 2.0 joins the audio tower and round-trips."""
+    from conftest import CREMAD, build_tiny_model
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+    from stresslab import analyze
+
+    speech = tmp_path / "tiny-wav2vec2"
+    Wav2Vec2Model(Wav2Vec2Config(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                                 conv_dim=(8, 8), conv_stride=(5, 4), conv_kernel=(10, 4),
+                                 num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)).save_pretrained(speech)
+    folder = tmp_path / "with-speech"
+    model = StressModel.from_pretrained(build_tiny_model(tmp_path / "base"))
+    config = model.config
+    config.audio.pretrained_id = str(speech)
+    with_speech = StressModel(config, model.text)
+    assert with_speech.audio.speech is not None and config.audio.pretrained_config["model_type"] == "wav2vec2"
+    with_speech.save_pretrained(folder)
+    loaded = StressModel.from_pretrained(folder)  # rebuilt from the stored config: no download, no folder needed
+    r = analyze(CREMAD / "1002_DFA_ANG_XX.mp3", model=loaded)
+    assert r.modalities["audio"]["present"] and abs(sum(r.probabilities.values()) - 1) < 1e-3
