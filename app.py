@@ -32,11 +32,14 @@ from stresslab import ui_plots as plots
 from stresslab.cli import configure_threads
 from stresslab.labels import CORPUS_LABELS
 
+logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s: %(message)s")
 log = logging.getLogger("stresslab.app")
+log.setLevel(logging.INFO)
 ROOT = Path(__file__).resolve().parent
 EXAMPLES = ROOT / "data" / "examples"
 FEEDBACK_DIR = Path(os.environ.get("STRESSLAB_FEEDBACK_DIR") or ROOT / "feedback_store")
 CONCURRENCY = int(os.environ.get("STRESSLAB_CONCURRENCY", 1))
+LIMITS = stresslab.ClipLimits()  # STRESSLAB_MAX_SECONDS, STRESSLAB_MAX_MB
 NONE_OF_THESE = "none of these"
 CREMAD = CORPUS_LABELS["cremad"]  # file-name code -> emotion, for the example labels
 RATINGS = [("1 calm", 1), ("2", 2), ("3", 3), ("4", 4), ("5 very stressed", 5)]
@@ -80,7 +83,7 @@ def start_sync(store: stresslab.FeedbackStore) -> stresslab.HubSync | None:
 
 configure_threads()
 MODEL = stresslab.load_model()
-log.warning("model %s warmed up in %.1f s", MODEL.config.name, warm_up(MODEL))
+log.info("model %s (%s) loaded and warmed up in %.1f s", MODEL.config.name, MODEL.source, warm_up(MODEL))
 CARD_URL, CARD_FILE = model_card_link(MODEL)
 STORE = stresslab.FeedbackStore(FEEDBACK_DIR)
 SYNC = start_sync(STORE)
@@ -106,6 +109,11 @@ def _views(result: dict, frames: np.ndarray | None = None, times: np.ndarray | N
     return [plots.headline(result), plots.fused_bar(result), plots.stress_gauge(result), plots.explanation(result),
             plots.modality_table(result), plots.modalities_bar(result), plots.weights_bar(result),
             plots.ablation_bar(result), plots.timeline(result), gallery, transcript, result]
+
+
+def _skip(n: int) -> list:
+    """n "leave it as it is" updates (distinct objects: Gradio consumes an update dict when it applies it)."""
+    return [gr.skip() for _ in range(n)]
 
 
 def _cleared_views() -> list:
@@ -134,9 +142,9 @@ def analyze_clip(video: str | None, audio: str | None, image: str | None, text: 
     except Exception as e:
         message = _message(e)
         gr.Warning(message)
-        no = [gr.update(value=True, interactive=True)] * 3
+        no = [gr.update(value=True, interactive=True) for _ in stresslab.MODALITIES]  # new dicts: Gradio pops keys
         return [*_cleared_views(), None, *no, f"**Could not analyse:** {message}", gr.update(visible=False),
-                *[gr.skip()] * 6]
+                *_skip(6)]
     session = {"encoded": encoded, "media": media, "result": result}
     present = [bool(encoded.present[0, j]) for j in range(len(stresslab.MODALITIES))]
     toggles = [gr.update(value=p, interactive=p) for p in present]  # a missing modality cannot be switched on
@@ -147,19 +155,22 @@ def analyze_clip(video: str | None, audio: str | None, image: str | None, text: 
     return [*_views(result, clip.frames, clip.frame_times), session, *toggles, status, *correction]
 
 
-def refuse(video_on: bool, audio_on: bool, text_on: bool, session: dict | None) -> list:
+def fuse_again(video_on: bool, audio_on: bool, text_on: bool, session: dict | None) -> list:
     """Rerun the fusion only, with the unticked modalities switched off: no decoding, no towers."""
     if not session:
-        return [*[gr.skip()] * 12, gr.skip(), "analyse a clip first"]
+        return [*_skip(13), "analyse a clip first", *_skip(3)]
     enabled = {"video": video_on, "audio": audio_on, "text": text_on}
     try:
         result = stresslab.fuse(MODEL, session["encoded"], enabled=enabled).to_dict()
     except Exception as e:
-        gr.Warning(_message(e))
-        return [*[gr.skip()] * 12, gr.skip(), f"**Not refused:** {_message(e)}"]
+        message = _message(e)
+        gr.Warning(message)
+        shown = session["result"]["modalities"]  # put the boxes back as they were for the answer shown
+        return [*_skip(13), f"**Not fused again:** {message}", *[shown[m]["enabled"] and shown[m]["present"]
+                                                                 for m in stresslab.MODALITIES]]
     off = [plots.MODALITY_NAMES[m] for m, on in enabled.items() if not on and result["modalities"][m]["present"]]
     status = f"fused again without the {' and the '.join(off)}" if off else "fused again with every modality"
-    return [*_views(result, faces=False), {**session, "result": result}, status]
+    return [*_views(result, faces=False), {**session, "result": result}, status, *_skip(3)]
 
 
 def _message(e: Exception) -> str:
@@ -249,11 +260,12 @@ def build() -> gr.Blocks:
             with gr.Column(scale=1, min_width=320):
                 with gr.Tab("Video", elem_id="tab-video"):
                     video = gr.Video(sources=["upload", "webcam"], include_audio=True, elem_id="upload-video",
-                                     label="a video with sound: upload one or record with the webcam")
+                                     label=f"a video with sound, up to {LIMITS.max_seconds:.0f} s: upload one or "
+                                     "record with the webcam")
                     _examples(".flv", video, picked, "examples-video")
                 with gr.Tab("Audio", elem_id="tab-audio"):
                     audio = gr.Audio(sources=["microphone", "upload"], type="filepath", elem_id="upload-audio",
-                                     label="a voice: record with the microphone or upload")
+                                     label=f"a voice, up to {LIMITS.max_seconds:.0f} s: record or upload")
                     _examples(".mp3", audio, picked, "examples-audio")
                 with gr.Tab("Face image", elem_id="tab-image"):
                     image = gr.Image(type="filepath", label="a photo of a face", elem_id="upload-image")
@@ -264,8 +276,8 @@ def build() -> gr.Blocks:
             with gr.Column(scale=2):
                 headline = gr.Markdown(elem_id="headline")
                 with gr.Row():
-                    fused = gr.Plot(elem_id="fused-plot", show_label=False)
-                    gauge = gr.Plot(elem_id="stress-gauge", show_label=False)
+                    fused = gr.Plot(elem_id="fused-plot", show_label=False, min_width=320)
+                    gauge = gr.Plot(elem_id="stress-gauge", show_label=False, min_width=320)
                 explanation = gr.Markdown(elem_id="explanation")
                 table = gr.Dataframe(headers=["modality", "its own answer", "attention", "status"], wrap=True,
                                      column_widths=["20%", "20%", "12%", "48%"], elem_id="modality-table",
@@ -276,8 +288,8 @@ def build() -> gr.Blocks:
                                for m in stresslab.MODALITIES]
                 per_modality = gr.Plot(elem_id="modalities-plot", show_label=False)
                 with gr.Row():
-                    weights = gr.Plot(elem_id="attention-plot", show_label=False)
-                    ablation = gr.Plot(elem_id="ablation-plot", show_label=False)
+                    weights = gr.Plot(elem_id="attention-plot", show_label=False, min_width=320)
+                    ablation = gr.Plot(elem_id="ablation-plot", show_label=False, min_width=320)
                 timeline = gr.Plot(elem_id="timeline-plot", show_label=False)
                 faces = gr.Gallery(label="the face the video branch saw (box drawn)", columns=4, height="auto",
                                    elem_id="faces-gallery", allow_preview=True)
@@ -321,7 +333,7 @@ def build() -> gr.Blocks:
         text.submit(analyze_clip, [*media, text, picked], [*views, session, *toggles, status, *corrections],
                     concurrency_id="analysis", api_visibility="private")
         for t in toggles:
-            t.input(refuse, [*toggles, session], [*views, session, status], trigger_mode="always_last",
+            t.input(fuse_again, [*toggles, session], [*views, session, status, *toggles], trigger_mode="always_last",
                     api_visibility="private")
         save.click(save_correction, [session, emotion, rating, note, keep, share], receipt, api_visibility="private")
         erase.click(erase_correction, erase_id, erased, api_visibility="private")
@@ -350,4 +362,4 @@ demo.queue(default_concurrency_limit=2, max_size=32)
 
 if __name__ == "__main__":
     demo.launch(server_port=int(os.environ.get("GRADIO_SERVER_PORT", 7860)), show_error=False, ssr_mode=False,
-                allowed_paths=[str(CARD_FILE)] if CARD_FILE else None)
+                max_file_size=LIMITS.max_bytes, allowed_paths=[str(CARD_FILE)] if CARD_FILE else None)

@@ -159,6 +159,13 @@ def test_upload_every_panel_toggle_correct_and_erase(page, server, media):
     assert page.locator("#faces-gallery img").count() >= 4  # the faces stay: nothing was re-encoded
     wait_for_plots(page)
     page.screenshot(path=str(SHOTS / "without-video.png"), full_page=True)
+    page.click("#toggle-audio input")
+    page.wait_for_function("document.querySelector('#status').innerText.includes('and the voice')")
+    page.click("#toggle-text input")  # nothing left: refused, and the box is ticked again
+    page.wait_for_function("document.querySelector('#status').innerText.includes('switch one on')")
+    page.wait_for_function("document.querySelector('#toggle-text input').checked")
+    page.click("#toggle-audio input")
+    page.wait_for_function("document.querySelector('#status').innerText.trim().endsWith('without the face (video)')")
 
     page.click("#correct-emotion input")
     page.click("ul[role=listbox] li:has-text('fear')")
