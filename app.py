@@ -236,13 +236,19 @@ def _only_one_media(value: str | None) -> list:
 
 
 # --- layout -------------------------------------------------------------------------------------------------------
+def _example_name(path: Path) -> str:
+    """'anger · actor 1001' for a CREMA-D file name (ACTOR_SENTENCE_EMOTION_LEVEL), else the file name."""
+    parts = path.stem.split("_")
+    return f"{CREMAD[parts[2]]} · actor {parts[0]}" if len(parts) > 2 and parts[2] in CREMAD else path.name
+
+
 def _examples(suffix: str, component: gr.components.Component, picked: gr.State, elem_id: str) -> None:
     """Buttons that load a bundled CREMA-D clip into `component` and remember it in `picked`. (gr.Examples would
     convert every flv to a browser-playable mp4 at start-up for its previews; this converts the one picked.)"""
     paths = sorted(EXAMPLES.glob(f"*{suffix}"))
     if not paths:
         return
-    names = [f"{CREMAD.get(p.stem.split('_')[2], p.stem)} · actor {p.stem.split('_')[0]}" for p in paths]
+    names = [_example_name(p) for p in paths]
     label = f"CREMA-D examples ({'video' if suffix == '.flv' else 'voice only'}; ODbL, see data/examples)"
     picker = gr.Dataset(components=["text"], samples=[[n] for n in names], type="index", label=label,
                         samples_per_page=6, elem_id=elem_id)
@@ -251,7 +257,8 @@ def _examples(suffix: str, component: gr.components.Component, picked: gr.State,
 
 def build() -> gr.Blocks:
     """The page: inputs on the left, the answer and its reasons on the right, corrections below."""
-    with gr.Blocks(title="StressLab", analytics_enabled=False) as demo:
+    # delete_cache: uploads and recordings (people's faces and voices) leave Gradio's cache after an hour
+    with gr.Blocks(title="StressLab", analytics_enabled=False, delete_cache=(1800, 3600)) as demo:
         session = gr.State(None)
         picked = gr.State(None)  # the bundled example last clicked
         gr.Markdown("# StressLab\nWhich emotion a clip shows, how stressed the person seems, and **why**.")
