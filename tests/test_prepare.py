@@ -1,116 +1,328 @@
-"""training.prepare on each corpus in ../shared/data: counts, labels, splits, speakers, media, HF loading."""
+"""training.prepare on the real corpora in ../shared/data (small copies where a corpus is big): counts computed
+independently from the source files, labels, splits, speakers, extras, media, README, errors, atomic metadata."""
 
+from __future__ import annotations
+
+import csv
 import json
+import os
 import shutil
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from conftest import CREMAD, EMODB, FER, GOEMOTIONS
 
-from training.data import DEFAULT_SPLITS, load_clip_folder_dataset, read_clip_folder, speaker_split
-from training.prepare import FIELDS, prepare
+from training.data import load_clip_folder_dataset, read_clip_folder
+from training.prepare import FIELDS, main, prepare
+
+SIX = {"anger", "disgust", "fear", "happy", "neutral", "sad"}
+# Written out here rather than taken from stresslab.labels, so that the expected counts are independent.
+EMODB_LETTERS = {"W": "anger", "E": "disgust", "A": "fear", "F": "happy", "N": "neutral", "T": "sad"}
+CREMAD_CODES = {"ANG": "anger", "DIS": "disgust", "FEA": "fear", "HAP": "happy", "NEU": "neutral", "SAD": "sad"}
+FER_CLASSES = {"angry": "anger", "disgust": "disgust", "fear": "fear", "happy": "happy", "neutral": "neutral",
+               "sad": "sad"}
 
 
-def prepared(corpus, src, out, n):
-    """Run prepare, then check the folder: n records, every field, labels, media present, loads as a dataset."""
-    prepare(corpus, src, out)
-    return _check(out, n)
-
-
-def _check(out, n):
+def check_folder(out: Path, n: int, tmp_path: Path) -> list[dict]:
+    """The folder holds n well-formed records whose media exist, and loads as a Hugging Face dataset."""
+    lines = (out / "metadata.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == n
+    for line in lines:  # as written: every key, media relative to the folder
+        raw = json.loads(line)
+        assert list(raw) == list(FIELDS)
+        assert all(raw[k] is None or not Path(raw[k]).is_absolute() for k in ("video", "audio", "image"))
     recs = read_clip_folder(out)
-    assert len(recs) == n
+    assert len({r["id"] for r in recs}) == n
     for r in recs:
-        assert set(r) == set(FIELDS) and r["emotion"] in ("anger", "disgust", "fear", "happy", "neutral", "sad")
+        assert r["emotion"] in SIX or (r["emotion"] is None and r["stress"] is not None)
+        assert isinstance(r["extra"], dict) and r["corpus"] == r["id"].split("/")[0]
         for key in ("video", "audio", "image"):
-            if r[key]:
-                from pathlib import Path
-
-                assert Path(r[key]).exists()
-    assert len(load_clip_folder_dataset(out)) == n
+            assert r[key] is None or Path(r[key]).is_file(), (r["id"], key)
+    ds = load_clip_folder_dataset(out, cache_dir=tmp_path / "hf-cache")
+    assert len(ds) == n and set(ds.column_names) == set(FIELDS)
+    assert "Licence" in (out / "README.md").read_text()
     return recs
 
 
 def test_emodb(tmp_path):
-    letters = Counter(p.stem[5] for p in (EMODB / "wav").glob("*.wav"))
-    recs = prepared("emodb", EMODB, tmp_path / "emodb", sum(letters.values()) - letters["L"])
-    recs = read_clip_folder(tmp_path / "emodb")
-    assert Counter(r["emotion"] for r in recs)["anger"] == letters["W"]
+    names = [p.stem for p in (EMODB / "wav").glob("*.wav")]
+    assert len(names) == 408
+    expected = Counter(EMODB_LETTERS[n[5]] for n in names if n[5] != "L")
+    out = tmp_path / "emodb"
+    prepare("emodb", EMODB, out, link=True)
+    recs = check_folder(out, sum(expected.values()), tmp_path)
+    assert len(recs) == 408 - sum(n[5] == "L" for n in names) == 350
+    assert Counter(r["emotion"] for r in recs) == expected
+    assert Counter(r["speaker"] for r in recs) == Counter(n[:2] for n in names if n[5] != "L")
     assert {r["speaker"] for r in recs} == {"03", "08", "09", "10", "11", "12", "13", "14"}
-    assert all(r["split"] is None for r in recs)
-    parts = speaker_split(recs, DEFAULT_SPLITS["emodb"]["val"], DEFAULT_SPLITS["emodb"]["test"])
-    speakers = {k: {r["speaker"] for r in v} for k, v in parts.items()}
-    assert speakers["val"] == {"09", "10"} and speakers["test"] == {"03", "08"}
-    assert not (speakers["train"] & (speakers["val"] | speakers["test"]))
-    assert recs[0]["extra"]["sex"] in ("male", "female")
+    assert all(r["split"] is None and r["text"] is None and r["video"] is None and r["image"] is None for r in recs)
+    r = next(r for r in recs if r["id"] == "emodb/03a01Wa")
+    assert r["emotion"] == "anger" and r["extra"]["sentence"] == "a01" and r["extra"]["version"] == "a"
+    assert r["extra"]["recognition_pct"] == 95.0 and r["extra"]["naturalness_pct"] == 90.0  # erkennung.txt
+    sexes = {r["speaker"]: r["extra"]["sex"] for r in recs}
+    assert {s for s, x in sexes.items() if x == "male"} == {"03", "10", "11", "12"}
+    assert {s for s, x in sexes.items() if x == "female"} == {"08", "09", "13", "14"}
+    media = Path(r["audio"])
+    assert media.is_symlink() and media.resolve() == (EMODB / "wav" / "03a01Wa.wav").resolve()
+    readme = (out / "README.md").read_text()
+    assert "Burkhardt" in readme and "boredom" in readme and "| all | 100 | 30 |" in readme
 
 
-def test_cremad(tmp_path):
-    recs = prepared("cremad", CREMAD, tmp_path / "c", 12)
+def test_cremad_copies_media_and_reads_meta(tmp_path):
+    out = tmp_path / "cremad"
+    prepare("cremad", CREMAD, out)
+    recs = check_folder(out, 12, tmp_path)
+    stems = sorted(p.stem for p in CREMAD.iterdir() if p.suffix in (".flv", ".mp3"))
+    assert sorted(r["id"].split("/")[1] for r in recs) == stems
+    assert Counter(r["emotion"] for r in recs) == Counter(CREMAD_CODES[s.split("_")[2]] for s in stems)
     videos = [r for r in recs if r["video"]]
-    assert len(videos) == 6 and all(r["audio"] == r["video"] for r in videos)
-    assert Counter(r["emotion"] for r in recs) == {e: 2 for e in ("anger", "disgust", "fear", "happy", "neutral",
-                                                                   "sad")}
-    r = next(r for r in recs if r["speaker"] == "1001")
-    assert r["text"] == "Don't forget a jacket." and r["extra"]["sex"] == "Male" and r["extra"]["voice_vote"]
+    assert {r["speaker"] for r in videos} == {"1001"} and len(videos) == 6
+    assert all(r["audio"] == r["video"] and r["video"].endswith(".flv") for r in videos)  # audio from the container
+    audios = [r for r in recs if not r["video"]]
+    assert {r["speaker"] for r in audios} == {"1002"} and all(r["audio"].endswith(".mp3") for r in audios)
+    assert all(r["text"] == "Don't forget a jacket." and r["split"] is None for r in recs)
+    for r in recs:  # copies, byte for byte
+        media = Path(r["audio"])
+        assert not media.is_symlink() and media.read_bytes() == (CREMAD / f"{r['id'][7:]}{media.suffix}").read_bytes()
+    with (CREMAD / "meta" / "summaryTable.csv").open(newline="") as f:
+        table = {row["FileName"]: row for row in csv.DictReader(f)}
+    r = next(r for r in recs if r["id"] == "cremad/1001_DFA_FEA_XX")
+    assert r["extra"]["sex"] == "Male" and r["extra"]["age"] == 51 and r["extra"]["race"] == "Caucasian"
+    assert r["extra"]["ethnicity"] == "Not Hispanic" and r["extra"]["sentence"] == "DFA"
+    assert r["extra"]["intensity"] == "XX"
+    row = table["1001_DFA_FEA_XX"]
+    assert (r["extra"]["voice_vote"], r["extra"]["face_vote"], r["extra"]["multimodal_vote"]) == (
+        row["VoiceVote"], row["FaceVote"], row["MultiModalVote"])
+    assert r["extra"]["face_level"] == float(row["FaceLevel"])
+    assert next(r for r in recs if r["speaker"] == "1002")["extra"]["sex"] == "Female"
+    assert "Open Database License" in (out / "README.md").read_text()
 
 
-def test_cremad_without_meta_and_fewer_files(tmp_path):
+def test_cremad_release_layout_without_meta(tmp_path):
+    """The full release keeps one clip in several forms (VideoFlash/, AudioMP3/, ...): one record each, no meta."""
     src = tmp_path / "src"
-    src.mkdir()
-    for p in list(CREMAD.glob("1002_*.mp3"))[:3]:
-        shutil.copy(p, src)
-    recs = prepared("cremad", src, tmp_path / "out", 3)
-    assert all(r["extra"].get("sex") is None for r in recs)
+    (src / "VideoFlash").mkdir(parents=True)
+    (src / "AudioMP3").mkdir()
+    for p in sorted(CREMAD.glob("1001_*.flv"))[:2]:
+        shutil.copy(p, src / "VideoFlash")
+    # the same clip as audio only: real MP3 bytes of the same sentence and emotion (another actor's, renamed)
+    shutil.copy(CREMAD / "1002_DFA_ANG_XX.mp3", src / "AudioMP3" / "1001_DFA_ANG_XX.mp3")
+    shutil.copy(CREMAD / "1002_DFA_SAD_XX.mp3", src / "AudioMP3")
+    (src / "notes_about_this.txt").write_text("not a clip")
+    prepare("cremad", src, tmp_path / "out")
+    recs = check_folder(tmp_path / "out", 3, tmp_path)
+    by_id = {r["id"]: r for r in recs}
+    assert set(by_id) == {"cremad/1001_DFA_ANG_XX", "cremad/1001_DFA_DIS_XX", "cremad/1002_DFA_SAD_XX"}
+    merged = by_id["cremad/1001_DFA_ANG_XX"]
+    assert merged["video"].endswith(".flv") and merged["audio"].endswith(".mp3")  # separate audio preferred
+    assert by_id["cremad/1001_DFA_DIS_XX"]["audio"] == by_id["cremad/1001_DFA_DIS_XX"]["video"]
+    assert all(set(r["extra"]) == {"sentence", "intensity"} for r in recs)  # no meta/: no extras from it
 
 
-def test_goemotions_rules_and_real_dev(tmp_path):
-    src = tmp_path / "go"
+def test_cremad_split_folders(tmp_path):
+    for split, p in (("train", CREMAD / "1001_DFA_HAP_XX.flv"), ("test", CREMAD / "1002_DFA_HAP_XX.mp3")):
+        (tmp_path / "src" / split).mkdir(parents=True)
+        shutil.copy(p, tmp_path / "src" / split)
+    recs = prepare("cremad", tmp_path / "src", tmp_path / "out")
+    assert {r["speaker"]: r["split"] for r in recs} == {"1001": "train", "1002": "test"}
+
+
+def go_src(tmp_path: Path, **files: str) -> Path:
+    src = tmp_path / "go-src"
     src.mkdir()
     shutil.copy(GOEMOTIONS / "labels.txt", src)
-    (src / "train.tsv").write_text("I love it\t3\ta\nwow\t6\tb\nyay wow\t3,6\tc\nmixed\t0,3\td\nmeh\t4\te\n")
-    (src / "test.tsv").write_text("so sad\t5\tf\n")
-    recs = prepared("goemotions", src, tmp_path / "out", 4)
-    assert [(r["text"], r["emotion"], r["split"]) for r in recs] == [
-        ("I love it", "happy", "train"), ("yay wow", "happy", "train"), ("meh", "neutral", "train"),
-        ("so sad", "sad", "test")]
-    real = tmp_path / "real"
-    real.mkdir()
-    for f in ("labels.txt", "dev.tsv"):
-        shutil.copy(GOEMOTIONS / f, real)
+    for name, text in files.items():
+        (src / f"{name}.tsv").write_text(text, encoding="utf-8")
+    return src
+
+
+def test_goemotions_rules(tmp_path):
+    # labels.txt: 0 anger, 1 disgust, 2 fear, 3 joy, 4 neutral, 5 sadness, 6 surprise
+    src = go_src(tmp_path, train="I love it\t3\ta1\nwow\t6\ta2\nyay wow\t3,6\ta3\nmixed\t0,3\ta4\nmeh\t4\ta5\n"
+                                  'he said "no"\t0,0\ta6\n',
+                 dev="so sad\t5\tb1\n", test="ugh\t1\tc1\n")
+    prepare("goemotions", src, tmp_path / "out")
+    recs = check_folder(tmp_path / "out", 6, tmp_path)
+    assert [(r["id"], r["text"], r["emotion"], r["split"]) for r in recs] == [
+        ("goemotions/train/a1", "I love it", "happy", "train"), ("goemotions/train/a3", "yay wow", "happy", "train"),
+        ("goemotions/train/a5", "meh", "neutral", "train"), ("goemotions/train/a6", 'he said "no"', "anger", "train"),
+        ("goemotions/dev/b1", "so sad", "sad", "dev"), ("goemotions/test/c1", "ugh", "disgust", "test")]
+    assert recs[1]["extra"] == {"comment_id": "a3", "labels": ["joy", "surprise"]}
+    assert all(r["audio"] is None and r["video"] is None and r["speaker"] is None for r in recs)
+
+
+def test_goemotions_real_dev_counts(tmp_path):
+    src = go_src(tmp_path)
+    shutil.copy(GOEMOTIONS / "dev.tsv", src)
     names = (GOEMOTIONS / "labels.txt").read_text().split()
-    expected = 0
-    for line in (GOEMOTIONS / "dev.tsv").read_text(encoding="utf-8").splitlines():
-        labels = {names[int(i)] for i in line.split("\t")[1].split(",")} - {"surprise"}
-        expected += len({"joy" if x == "joy" else x for x in labels}) == 1
-    recs = prepared("goemotions", real, tmp_path / "real-out", expected)
+    to_six = {"anger": "anger", "disgust": "disgust", "fear": "fear", "joy": "happy", "neutral": "neutral",
+              "sadness": "sad"}
+    expected = Counter()
+    lines = (GOEMOTIONS / "dev.tsv").read_text(encoding="utf-8").splitlines()
+    for line in lines:
+        mapped = {to_six.get(names[int(i)]) for i in line.split("\t")[1].split(",")} - {None}
+        if len(mapped) == 1:
+            expected[mapped.pop()] += 1
+    assert len(lines) == 5426
+    out = tmp_path / "out"
+    recs = prepare("goemotions", src, out)
+    assert Counter(r["emotion"] for r in recs) == expected
+    assert len(recs) == sum(expected.values()) == 4647
     assert {r["split"] for r in recs} == {"dev"}
+    assert len(load_clip_folder_dataset(out, cache_dir=tmp_path / "hf")) == 4647
+
+
+def test_goemotions_malformed_row_is_a_clear_error(tmp_path):
+    src = go_src(tmp_path, train="fine\t3\ta1\nno label ids here\n")
+    with pytest.raises(ValueError, match=r"train\.tsv:2: expected text TAB comma-separated label ids"):
+        prepare("goemotions", src, tmp_path / "out")
+    src2 = tmp_path / "x"
+    shutil.copytree(src, src2)
+    (src2 / "train.tsv").write_text("out of range\t9\ta1\n")
+    with pytest.raises(ValueError, match="0-6"):
+        prepare("goemotions", src2, tmp_path / "out")
 
 
 def test_fer2013_small_copy(tmp_path):
     src = tmp_path / "fer"
     for split in ("train", "val"):
-        for cls in ("angry", "happy", "surprise"):
+        for cls in sorted(p.name for p in (FER / split).iterdir()):
             (src / split / cls).mkdir(parents=True)
-            for p in sorted((FER / split / cls).glob("*.jpg"))[:3]:
+            for p in sorted((FER / split / cls).glob("*.jpg"))[:2]:
                 shutil.copy(p, src / split / cls)
-    recs = prepared("fer2013", src, tmp_path / "out", 12)  # surprise dropped
-    assert Counter((r["split"], r["emotion"]) for r in recs) == {("train", "anger"): 3, ("train", "happy"): 3,
-                                                                  ("val", "anger"): 3, ("val", "happy"): 3}
-    assert all(r["image"] and r["speaker"] is None for r in recs)
+    assert {p.name for p in (src / "train").iterdir()} == {*FER_CLASSES, "surprise"}
+    out = tmp_path / "out"
+    prepare("fer2013", src, out)
+    recs = check_folder(out, 2 * 2 * 6, tmp_path)  # surprise dropped
+    assert Counter((r["split"], r["emotion"]) for r in recs) == {(s, e): 2 for s in ("train", "val")
+                                                                 for e in FER_CLASSES.values()}
+    assert all(r["image"].endswith(".jpg") and r["speaker"] is None and r["video"] is None for r in recs)
+    r = recs[0]
+    assert Path(r["image"]).read_bytes() == (src / r["split"] / r["extra"]["class"] / Path(r["image"]).name
+                                             ).read_bytes()
 
 
-def test_link_mode_and_atomic_metadata(tmp_path):
-    out = prepare("cremad", CREMAD, tmp_path / "linked", link=True)
-    media = [p for p in (tmp_path / "linked" / "media").iterdir()]
-    assert media and all(p.is_symlink() for p in media)
-    assert not list((tmp_path / "linked").glob(".metadata.jsonl.*"))  # no temp file left
-    assert json.loads((tmp_path / "linked" / "metadata.jsonl").read_text().splitlines()[0])["corpus"] == "cremad"
-    assert len(out) == 12
+def test_fer2013_without_split_folders_and_unknown_class(tmp_path):
+    src = tmp_path / "fer"
+    (src / "happy").mkdir(parents=True)
+    for p in sorted((FER / "val" / "happy").glob("*.jpg"))[:3]:
+        shutil.copy(p, src / "happy")
+    recs = prepare("fer2013", src, tmp_path / "out")
+    assert len(recs) == 3 and {(r["split"], r["emotion"]) for r in recs} == {(None, "happy")}
+    (src / "contempt").mkdir()
+    with pytest.raises(ValueError, match="unknown FER2013 class folder; expected angry"):
+        prepare("fer2013", src, tmp_path / "out2")
 
 
-@pytest.mark.parametrize("corpus", ["cremad", "emodb", "goemotions", "fer2013"])
-def test_wrong_folder_is_a_clear_error(tmp_path, corpus):
+def feedback_store(root: Path):
+    from stresslab.feedback import FeedbackStore
+
+    store = FeedbackStore(root)
+    video = store.add(emotion="fear", stress_rating=4, transcript="Don't forget a jacket.",
+                      media_path=CREMAD / "1001_DFA_FEA_XX.flv", consent_keep_media=True, consent_share=True,
+                      model_output={"emotion": "anger", "probabilities": {"anger": 0.6, "fear": 0.4}})
+    audio = store.add(emotion="sad", media_path=CREMAD / "1002_DFA_SAD_XX.mp3", consent_keep_media=True)
+    image = store.add(emotion="happy", media_path=sorted((FER / "val" / "happy").glob("*.jpg"))[0],
+                      consent_keep_media=True, note="a face")
+    rating = store.add(emotion=None, stress_rating=2, transcript="fine, thanks")
+    no_media = store.add(emotion="anger", media_path=CREMAD / "1002_DFA_ANG_XX.mp3")  # no consent: not kept
+    store.add(emotion=None, note="neither emotion nor rating")  # skipped
+    return {"video": video, "audio": audio, "image": image, "rating": rating, "no_media": no_media}
+
+
+def test_feedback_store(tmp_path):
+    saved = feedback_store(tmp_path / "store")
+    before = sorted(p.relative_to(tmp_path / "store") for p in (tmp_path / "store").rglob("*"))
+    out = tmp_path / "fb"
+    prepare("feedback", tmp_path / "store", out)
+    recs = {r["id"]: r for r in check_folder(out, 5, tmp_path)}
+    assert sorted(p.relative_to(tmp_path / "store") for p in (tmp_path / "store").rglob("*")) == before
+    r = recs[f"feedback/{saved['video'].id}"]
+    assert r["video"] == r["audio"] and r["video"].endswith(".flv") and r["image"] is None
+    assert r["emotion"] == "fear" and r["stress"] == 4.0 and isinstance(r["stress"], float)
+    assert r["text"] == "Don't forget a jacket." and r["speaker"] is None and r["split"] is None
+    assert r["corpus"] == "feedback" and r["extra"]["consent_share"] is True
+    assert json.loads(r["extra"]["model_output"])["emotion"] == "anger"
+    r = recs[f"feedback/{saved['audio'].id}"]
+    assert r["audio"].endswith(".mp3") and r["video"] is None and r["stress"] is None
+    r = recs[f"feedback/{saved['image'].id}"]
+    assert r["image"].endswith(".jpg") and r["audio"] is None and r["extra"]["note"] == "a face"
+    r = recs[f"feedback/{saved['rating'].id}"]
+    assert r["emotion"] is None and r["stress"] == 2.0 and r["text"] == "fine, thanks"
+    r = recs[f"feedback/{saved['no_media'].id}"]
+    assert (r["video"], r["audio"], r["image"], r["emotion"]) == (None, None, None, "anger")
+    readme = (out / "README.md").read_text()
+    assert "| (none) | 1 | 0 | 1 | 1 | 0 | 1 | 1 | 5 |" in readme  # no split; the rating-only record: no emotion
+    assert "2 with a stress rating" in readme
+
+
+def test_feedback_from_hub_id(tmp_path, monkeypatch):
+    """A Hub dataset id goes through FeedbackStore.from_hub into a snapshot inside OUT (so --link stays valid)."""
+    from stresslab.feedback import FeedbackStore
+
+    feedback_store(tmp_path / "remote")
+    calls = []
+
+    def fake_from_hub(cls, repo_id, local_dir, token=None):
+        calls.append((repo_id, Path(local_dir)))
+        shutil.copytree(tmp_path / "remote", local_dir)
+        return cls(local_dir)
+
+    monkeypatch.setattr(FeedbackStore, "from_hub", classmethod(fake_from_hub))
+    out = tmp_path / "fb"
+    recs = prepare("feedback", "lab/stresslab-corrections", out, link=True)
+    assert calls == [("lab/stresslab-corrections", out / ".hub-snapshot")]
+    assert len(recs) == 5 and all(Path(out / r["audio"]).resolve().is_relative_to((out / ".hub-snapshot").resolve())
+                                  for r in recs if r["audio"])
+
+
+@pytest.mark.parametrize("corpus", ["cremad", "emodb", "goemotions", "fer2013", "feedback"])
+def test_wrong_source_is_a_clear_error(tmp_path, corpus):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(SystemExit, match="error: "):
+    with pytest.raises(ValueError, match="expected"):
         prepare(corpus, tmp_path / "empty", tmp_path / "out")
+    assert list((tmp_path / "empty").iterdir()) == []  # nothing created in the source
+    with pytest.raises(ValueError, match="not a folder"):
+        prepare(corpus, tmp_path / "missing" / "x", tmp_path / "out")
+    assert not (tmp_path / "out" / "metadata.jsonl").exists()
+
+
+def test_another_corpus_is_not_mistaken(tmp_path):
+    with pytest.raises(ValueError, match="does not look like CREMA-D"):
+        prepare("cremad", EMODB, tmp_path / "out")
+    with pytest.raises(ValueError, match="does not look like EmoDB"):
+        prepare("emodb", CREMAD, tmp_path / "out")
+    with pytest.raises(ValueError, match="unknown corpus"):
+        prepare("iemocap", CREMAD, tmp_path / "out")
+
+
+def test_metadata_write_is_atomic(tmp_path, monkeypatch):
+    """A failure while writing metadata.jsonl leaves the previous file whole and no temp file behind."""
+    out = tmp_path / "out"
+    prepare("cremad", CREMAD, out, link=True)
+    before = (out / "metadata.jsonl").read_bytes()
+
+    def failing_fsync(fd):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    src = tmp_path / "src"
+    src.mkdir()
+    shutil.copy(CREMAD / "1002_DFA_ANG_XX.mp3", src)
+    with pytest.raises(OSError, match="disk gone"):
+        prepare("cremad", src, out, link=True)
+    assert (out / "metadata.jsonl").read_bytes() == before
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
+    monkeypatch.undo()
+    assert len(prepare("cremad", src, out)) == 1  # a re-run replaces it; copies replace the old symlinks
+    assert not Path(out / "media" / "cremad" / "1002_DFA_ANG_XX.mp3").is_symlink()
+
+
+def test_cli(tmp_path, capsys):
+    assert main(["cremad", str(CREMAD), str(tmp_path / "out"), "--link"]) == 0
+    assert "wrote 12 clips" in capsys.readouterr().err
+    assert len(read_clip_folder(tmp_path / "out")) == 12
+    with pytest.raises(SystemExit) as e:
+        main(["emodb", str(CREMAD), str(tmp_path / "bad")])
+    assert e.value.code == 2 and "error:" in capsys.readouterr().err

@@ -1,73 +1,118 @@
-"""Clip folders as records, speaker-disjoint splits, and the cached per-modality inputs that training uses.
+"""Clip folders as records and as a Hugging Face dataset, speaker-disjoint splits, and the cached per-modality
+inputs that training uses.
 
-Every input goes through the product's own code (stresslab.load_clip, audio_features, face crops), so what the
-model learns from is what it sees at run time. Caches (runs/cache/*.npz) make the second run fast.
+Readers (read_clip_folder, load_clip_folder_dataset, speaker_split, DEFAULT_SPLITS) import neither torch nor the
+model code. The input builders below them (face_arrays, audio_arrays) go through the product's own code
+(stresslab.load_clip, audio_features, face crops), so what the model learns from is what it sees at run time;
+caches (runs/cache/*.npz) make the second run fast. Torch datasets/loaders over these go below them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from stresslab.audio import AudioConfig, audio_features
-from stresslab.clip import load_clip
 from stresslab.labels import EMOTIONS, emotion_id
-from stresslab.video import FaceDetector, VideoConfig, crop_face
 
-# Our speaker-disjoint splits. EmoDB: 8 speakers here (15 and 16 are held aside by the project); validation
-# (early stopping) 09 (f) + 10 (m), test (reported only) 03 (m) + 08 (f), training the other four.
-DEFAULT_SPLITS = {
+if TYPE_CHECKING:
+    import datasets
+
+    from stresslab.audio import AudioConfig
+    from stresslab.video import VideoConfig
+
+MEDIA_KEYS = ("video", "audio", "image")
+
+# Our speaker-disjoint splits (speaker ids as training.prepare writes them).
+# EmoDB: 8 speakers here (15 and 16 are held aside by the project): validation (early stopping, model choice)
+# 09 (f) + 10 (m), test (reported only) 03 (m) + 08 (f), training the other four (11 m, 12 m, 13 f, 14 f).
+# CREMA-D sample: actor 1002 (f, audio only) validates, actor 1001 (m, video) trains; no test actor.
+DEFAULT_SPLITS: dict[str, dict[str, tuple[str, ...]]] = {
     "emodb": {"val": ("09", "10"), "test": ("03", "08")},
     "cremad": {"val": ("1002",), "test": ()},
 }
+# A source split -> the part speaker_split puts it in.
+SOURCE_SPLITS = {"train": "train", "dev": "val", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
 
 def read_clip_folder(path: str | Path) -> list[dict]:
-    """metadata.jsonl of a clip folder, with media paths made absolute."""
-    path = Path(path)
+    """The records of a clip folder's metadata.jsonl, with media paths made absolute."""
+    path = Path(path).resolve()
     meta = path / "metadata.jsonl"
-    if not meta.exists():
+    if not meta.is_file():
         raise FileNotFoundError(f"{path} is not a clip folder: metadata.jsonl is missing "
                                 "(write one with python -m training.prepare)")
     records = []
-    for line in meta.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            r = json.loads(line)
-            for key in ("video", "audio", "image"):
+    with meta.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{meta}:{n}: not a JSON line ({e})") from None
+            for key in MEDIA_KEYS:
                 if r.get(key):
                     r[key] = str(path / r[key])
             records.append(r)
     return records
 
 
-def load_clip_folder_dataset(path: str | Path):
-    """The clip folder as a Hugging Face datasets.Dataset (media as path strings relative to the folder)."""
+def load_clip_folder_dataset(path: str | Path, absolute_paths: bool = True,
+                             cache_dir: str | Path | None = None) -> datasets.Dataset:
+    """The clip folder as a Hugging Face datasets.Dataset, one row a clip; media stay path strings (absolute,
+    or relative to the folder as written when absolute_paths is False)."""
     import datasets
 
-    return datasets.load_dataset("json", data_files=str(Path(path) / "metadata.jsonl"), split="train")
+    path = Path(path).resolve()
+    if not (path / "metadata.jsonl").is_file():
+        raise FileNotFoundError(f"{path} is not a clip folder: metadata.jsonl is missing")
+    ds = datasets.load_dataset("json", data_files=str(path / "metadata.jsonl"), split="train",
+                               cache_dir=None if cache_dir is None else str(cache_dir))
+    if not absolute_paths:
+        return ds
+    keys = [k for k in MEDIA_KEYS if k in ds.column_names]
+
+    def absolute(batch: dict) -> dict:
+        return {k: [None if p is None else str(path / p) for p in batch[k]] for k in keys}
+
+    return ds.map(absolute, batched=True, desc="absolute media paths") if keys else ds
 
 
 def _hash_fraction(key: str) -> float:
+    """A stable number in [0, 1) from a string (the same on every machine and run, unlike hash())."""
     return int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) / 2**32
 
 
-def speaker_split(records: list[dict], val_speakers=(), test_speakers=(), val_fraction: float = 0.1) -> dict:
-    """{"train", "val", "test"} lists: by speaker when the record has one (disjoint by construction), else by the
-    record's own split ("dev"/"valid" count as "val"), else by a stable hash of its id."""
+def speaker_split(records: Iterable[dict], val_speakers: Iterable[str], test_speakers: Iterable[str] = (),
+                  val_fraction: float = 0.1) -> dict[str, list[dict]]:
+    """{"train", "val", "test"}: records with a speaker go by speaker (val_speakers -> val, test_speakers ->
+    test, any other -> train), so no speaker is in two parts; records without one keep their own split (a source
+    "dev" counts as "val"), or, with none, go to val for a stable hash of their id below val_fraction."""
+    val, test = {str(s) for s in val_speakers}, {str(s) for s in test_speakers}
+    if val & test:
+        raise ValueError(f"speakers {sorted(val & test)} are both validation and test speakers")
     out: dict[str, list[dict]] = {"train": [], "val": [], "test": []}
     for r in records:
-        if r.get("speaker") is not None and (val_speakers or test_speakers):
-            s = r["speaker"]
-            part = "val" if s in val_speakers else "test" if s in test_speakers else "train"
-        elif r.get("split"):
-            part = {"dev": "val", "valid": "val"}.get(r["split"], r["split"])
+        if r.get("speaker") is not None:
+            s = str(r["speaker"])
+            part = "val" if s in val else "test" if s in test else "train"
+        elif r.get("split") is not None:
+            if r["split"] not in SOURCE_SPLITS:
+                raise ValueError(f"{r.get('id')}: split {r['split']!r}, expected one of {', '.join(SOURCE_SPLITS)}")
+            part = SOURCE_SPLITS[r["split"]]
         else:
-            part = "val" if _hash_fraction(r["id"]) < val_fraction else "train"
-        out.setdefault(part, []).append(r)
+            part = "val" if _hash_fraction(str(r["id"])) < val_fraction else "train"
+        out[part].append(r)
     return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# training inputs (numpy, cached); torch datasets and loaders over them belong below
 
 
 def holdout(records: list[dict], fraction: float) -> tuple[list[dict], list[dict]]:
@@ -79,6 +124,7 @@ def holdout(records: list[dict], fraction: float) -> tuple[list[dict], list[dict
 
 
 def labels_of(records: list[dict]) -> np.ndarray:
+    """The emotion ids of records (each must have an emotion)."""
     return np.array([emotion_id(r["emotion"]) for r in records], dtype=np.int64)
 
 
@@ -97,6 +143,11 @@ def face_arrays(records: list[dict], config: VideoConfig, name: str, cache: Path
     """{"x": (N, S, S) uint8 gray face crops, "y": (N,)}: images, or for videos the middle frame's face."""
 
     def build():
+        import cv2
+
+        from stresslab.clip import load_clip
+        from stresslab.video import FaceDetector, crop_face
+
         detector, xs, ys = FaceDetector(config), [], []
         for r in records:
             clip = load_clip(r.get("image") or r["video"])
@@ -104,8 +155,6 @@ def face_arrays(records: list[dict], config: VideoConfig, name: str, cache: Path
             box = detector.detect(mid)
             if box is None:
                 continue
-            import cv2
-
             xs.append(crop_face(cv2.cvtColor(mid, cv2.COLOR_RGB2GRAY), box, config))
             ys.append(emotion_id(r["emotion"]))
         return {"x": np.stack(xs), "y": np.array(ys, dtype=np.int64)}
@@ -120,6 +169,9 @@ def audio_arrays(records: list[dict], config: AudioConfig, name: str, cache: Pat
 
     def build():
         import librosa
+
+        from stresslab.audio import audio_features
+        from stresslab.clip import load_clip
 
         feats, offsets, ys, speakers = [], [0], [], []
         for r in records:
