@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from bench.common import machine, make_clip, median_timings, update_readme, write_json
+from bench.common import ROOT, machine, make_clip, median_timings, update_readme, write_json
 from stresslab import MODALITIES, analyze, load_clip, load_model
 
 TEXT = "I told you I would be there on time, and now look at this."
@@ -59,7 +59,8 @@ def main() -> None:
             med["naive_ratio"] = round(med["naive_ablations"] / med["total"], 3)
             rows[f"{seconds:g}s"] = med
             growth.append((seconds, med["total"]))
-    data = {"machine": machine(), "model": str(getattr(model, "source", args.model)), "runs": args.runs,
+    source = str(getattr(model, "source", args.model)).replace(str(ROOT) + "/", "")
+    data = {"machine": machine(), "model": source, "runs": args.runs,
             "latency": rows}
     write_json("latency", data)
     _plot(growth)
