@@ -11,6 +11,8 @@ want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
 apt_needed=()
 command -v ffmpeg >/dev/null || apt_needed+=(ffmpeg)
 [ -x /usr/bin/chromium ] || apt_needed+=(chromium chromium-driver)
+"$PY" -c "import ensurepip, venv" 2>/dev/null || apt_needed+=(python3-venv)
+command -v make >/dev/null || apt_needed+=(make)
 if [ ${#apt_needed[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "setup: installing system packages: ${apt_needed[*]}"
