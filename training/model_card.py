@@ -45,6 +45,15 @@ def card(model: Path, run: Path, evals: Path) -> str:
                              for k, v in d.get("ablation", {}).items())
     seconds = state.get("seconds", {})
     total = sum(seconds.values())
+    log = run / "log.jsonl"
+    refit = next((json.loads(line)["refit_epochs"] for line in (log.read_text().splitlines() if log.exists() else [])
+                  if '"refit_epochs"' in line), None)
+    emodb = ("speakers 11-14 for training, 09 and 10 for early stopping" if refit is None else
+             f"speakers 11-14 for training while 09 and 10 chose the epoch count ({refit}), then the tower was "
+             "trained again from scratch on 09-14 for that many epochs (so the 09 + 10 figure below is on training "
+             "speakers)")
+    if refit is not None:
+        rows = [r.replace("(used for early stopping)", "(chose the epoch count, then trained on)") for r in rows]
     times = ", ".join(f"{k} {v / 60:.1f} min" for k, v in seconds.items())
     video = config["video"]
     return f"""---
@@ -76,8 +85,8 @@ distribution by a fixed valence/arousal mapping (no stress labels exist yet). It
 - FER2013 (Goodfellow et al., 2013): the official Training split, surprise dropped, 10% held out for early
   stopping. **No explicit licence: research use only**; cite Goodfellow et al., "Challenges in Representation
   Learning: A report on three machine learning contests", 2013.
-- EmoDB (Burkhardt et al., Interspeech 2005; CC0-1.0 as packaged by audEERING): speakers 11-14 for training,
-  09 and 10 for early stopping, 03 and 08 for the test figure below; boredom dropped. Speed perturbation 0.9/1.1.
+- EmoDB (Burkhardt et al., Interspeech 2005; CC0-1.0 as packaged by audEERING): {emodb}; 03 and 08 only for the
+  test figure below; boredom dropped. Speed perturbation 0.9/1.1.
 - CREMA-D (Cao et al., IEEE Trans. Affective Computing 2014; ODbL 1.0 / DbCL 1.0): the 12-clip sample, actor 1001
   in training, 1002 held out.
 - GoEmotions, Ekman grouping (Demszky et al., ACL 2020; Apache-2.0): train split, single-emotion rows, surprise
