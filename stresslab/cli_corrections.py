@@ -1,11 +1,25 @@
-"""`stresslab corrections add|list|export|push|erase`: the correction store from a shell."""
+"""`stresslab corrections add|list|export|push|erase`: the correction store from a shell.
+
+    stresslab corrections add --store DIR --emotion E [--clip PATH] [--stress N] [--text T] [--note N]
+                              [--keep-media] [--share] [--model-output JSON_FILE]     prints the receipt id
+    stresslab corrections list --store DIR [--json]
+    stresslab corrections export --store DIR OUT
+    stresslab corrections push --store DIR [--repo ID] [--public-repo ID]          token from HF_TOKEN
+    stresslab corrections erase --store DIR ID
+
+Also `python -m stresslab.cli_corrections add ...` (no model is loaded either way). Errors exit with status 2 and
+one line `error: ...` on stderr.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from .feedback import CorrectionRecord, FeedbackStore
@@ -13,100 +27,143 @@ from .hub_sync import HubSync
 from .labels import EMOTIONS
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line `error: ...` (exit 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"error: {self.prog}: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def _fail(message: str) -> int:
     print(f"error: {message}", file=sys.stderr)
     return 2
 
 
+def _existing(args: argparse.Namespace) -> FeedbackStore:
+    if not (Path(args.store) / "records").is_dir():
+        raise ValueError(f"{args.store} is not a correction store (no records/ folder)")
+    return FeedbackStore(args.store)
+
+
 def cmd_add(args: argparse.Namespace) -> int:
-    try:
-        output = json.loads(Path(args.model_output).read_text()) if args.model_output else {}
-        emotion = None if args.emotion == "none" else args.emotion
-        record = CorrectionRecord(emotion=emotion, stress_rating=args.stress, note=args.note or "",
-                                  transcript=args.text, model_output=output, consent_keep_media=args.keep_media,
-                                  consent_share=args.share, app_version="cli",
-                                  model_version=str(output.get("model", {}).get("version", "")))
-        if args.clip and not Path(args.clip).is_file():
-            return _fail(f"{args.clip}: no such file")
-        saved = FeedbackStore(args.store).add(record, media_path=args.clip if args.keep_media else None)
-    except (ValueError, OSError) as e:
-        return _fail(str(e))
+    """Save a correction; prints its receipt id."""
+    output = {}
+    if args.model_output:
+        try:
+            output = json.loads(Path(args.model_output).read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{args.model_output}: not JSON ({e})") from None
+        if not isinstance(output, dict):
+            raise ValueError(f"{args.model_output}: expected a JSON object (the analysis that was shown)")
+    if args.clip and not Path(args.clip).is_file():
+        raise ValueError(f"{args.clip}: no such file")
+    from . import __version__
+
+    model = output.get("model")
+    record = CorrectionRecord(
+        emotion=None if args.emotion == "none" else args.emotion, stress_rating=args.stress, note=args.note or "",
+        transcript=args.text, model_output=output, consent_keep_media=args.keep_media, consent_share=args.share,
+        app_version=f"stresslab-cli {__version__}",
+        model_version=str(model.get("version", "")) if isinstance(model, dict) else "")
+    saved = FeedbackStore(args.store).add(record, media_path=args.clip if args.keep_media else None)
     print(saved.id)
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    records = FeedbackStore(args.store).records()
+    """List the records, oldest first."""
+    records = _existing(args).records()
     if args.json:
-        print(json.dumps([r.__dict__ for r in records], indent=2))
+        print(json.dumps([dataclasses.asdict(r) for r in records], indent=2, ensure_ascii=False))
         return 0
     for r in records:
-        media = r.media_kind or "-"
-        print(f"{r.id}  {r.created_utc}  {r.emotion or 'none':<8} stress {r.stress_rating or '-'}  media {media:<5} "
-              f"share {'yes' if r.consent_share else 'no'}")
+        print(f"{r.id}  {r.created_utc}  {r.emotion or 'none':<8} stress {r.stress_rating or '-'}  "
+              f"media {r.media_kind or '-':<5}  share {'yes' if r.consent_share else 'no'}")
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    out = FeedbackStore(args.store).export(args.out)
-    print(f"exported to {out} (load with datasets.load_dataset('json', data_files='{out}/records/*.jsonl'))")
+    """Copy records and media to a folder that datasets.load_dataset reads."""
+    out = _existing(args).export(args.out)
+    print(f"exported to {out}; load with datasets.load_dataset('json', data_files='{out}/records/*.jsonl')")
     return 0
 
 
 def cmd_push(args: argparse.Namespace) -> int:
+    """Push pending records and erasures to the Hub now."""
     token = os.environ.get("HF_TOKEN")
     repo = args.repo or os.environ.get("STRESSLAB_FEEDBACK_REPO")
     if not token or not repo:
-        return _fail("set HF_TOKEN and --repo (or STRESSLAB_FEEDBACK_REPO)")
-    sync = HubSync(FeedbackStore(args.store), repo, token, args.public_repo or os.environ.get(
-        "STRESSLAB_FEEDBACK_PUBLIC_REPO"), endpoint=os.environ.get("HF_ENDPOINT"))
+        return _fail("pushing needs HF_TOKEN in the environment and --repo (or STRESSLAB_FEEDBACK_REPO)")
+    sync = HubSync(_existing(args), repo, token, args.public_repo or os.environ.get("STRESSLAB_FEEDBACK_PUBLIC_REPO"),
+                   endpoint=os.environ.get("HF_ENDPOINT"))
     try:
-        n = sync.push_once()
-    except Exception as e:
-        return _fail(f"push failed, records kept locally: {sync._clean(str(e))}")
-    print(f"pushed {n} record(s)")
+        done = sync.push_once()
+    except Exception as e:  # any Hub failure: the records stay in the store for the next push
+        return _fail(f"push failed, records kept locally: {sync._clean(f'{type(e).__name__}: {e}')}".splitlines()[0])
+    print(f"pushed {done['sent']} record(s), {done['erased']} erasure(s); {sync.status()['pending']} pending")
     return 0
 
 
 def cmd_erase(args: argparse.Namespace) -> int:
-    try:
-        if not FeedbackStore(args.store).erase(args.id):
-            return _fail(f"no record {args.id} in {args.store}")
-    except ValueError as e:
-        return _fail(str(e))
+    """Erase a record and its media (the Hub copy at the next push)."""
+    if not _existing(args).erase(args.id):
+        return _fail(f"no record {args.id} in {args.store}")
     print(f"erased {args.id}")
     return 0
 
 
-def register(sub) -> None:
-    """Add `corrections` and its subcommands to the main parser's subparsers."""
+def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return func(args)
+        except (ValueError, OSError) as e:
+            return _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+
+    return run
+
+
+def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add `corrections` and its subcommands to the main parser's subparsers; each sets `func` (returns the exit
+    status)."""
     p = sub.add_parser("corrections", help="the correction store: add, list, export, push, erase")
-    cs = p.add_subparsers(dest="action", required=True)
+    p.error = _Parser.error.__get__(p)  # type: ignore[method-assign]
+    cs = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
     a = cs.add_parser("add", help="save a correction; prints its receipt id")
-    a.add_argument("--store", required=True)
-    a.add_argument("--clip", help="the clip the correction is about")
-    a.add_argument("--emotion", required=True, choices=[*EMOTIONS, "none"])
+    a.add_argument("--store", required=True, help="the store folder (created if missing)")
+    a.add_argument("--clip", help="the clip the correction is about (kept only with --keep-media)")
+    a.add_argument("--emotion", required=True, choices=[*EMOTIONS, "none"], help="the right emotion, or none")
     a.add_argument("--stress", type=int, choices=range(1, 6), help="1 (calm) .. 5 (very stressed)")
-    a.add_argument("--text", help="the transcript the user saw")
+    a.add_argument("--text", help="the transcript that was shown")
     a.add_argument("--note", help="free text")
     a.add_argument("--keep-media", action="store_true", help="consent: keep the clip in the store")
-    a.add_argument("--share", action="store_true", help="consent: may go to a public dataset")
+    a.add_argument("--share", action="store_true", help="consent: the record may go to a public dataset")
     a.add_argument("--model-output", help="a JSON file with the analysis that was shown")
-    a.set_defaults(func=cmd_add)
     ls = cs.add_parser("list", help="list the records")
-    ls.add_argument("--store", required=True)
-    ls.add_argument("--json", action="store_true")
-    ls.set_defaults(func=cmd_list)
-    ex = cs.add_parser("export", help="copy records and media to a folder")
-    ex.add_argument("--store", required=True)
+    ls.add_argument("--json", action="store_true", help="one JSON list")
+    ex = cs.add_parser("export", help="copy records and media to a folder that datasets.load_dataset reads")
     ex.add_argument("out")
-    ex.set_defaults(func=cmd_export)
-    pu = cs.add_parser("push", help="push pending records to the Hub now (token from HF_TOKEN)")
-    pu.add_argument("--store", required=True)
-    pu.add_argument("--repo")
-    pu.add_argument("--public-repo")
-    pu.set_defaults(func=cmd_push)
+    pu = cs.add_parser("push", help="push pending records and erasures to the Hub now (token from HF_TOKEN)")
+    pu.add_argument("--repo", help="private dataset repo (default STRESSLAB_FEEDBACK_REPO)")
+    pu.add_argument("--public-repo", help="public repo for shared records (default STRESSLAB_FEEDBACK_PUBLIC_REPO)")
     er = cs.add_parser("erase", help="erase a record and its media by receipt id")
-    er.add_argument("--store", required=True)
     er.add_argument("id")
-    er.set_defaults(func=cmd_erase)
+    for parser, func in ((a, cmd_add), (ls, cmd_list), (ex, cmd_export), (pu, cmd_push), (er, cmd_erase)):
+        if parser is not a:
+            parser.add_argument("--store", required=True, help="the store folder")
+        parser.set_defaults(func=_guarded(func))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m stresslab.cli_corrections ACTION ...`: the same subcommands without the rest of the CLI."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    parser = _Parser(prog="stresslab")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["corrections", *(sys.argv[1:] if argv is None else argv)])
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,12 +1,17 @@
-"""Push the correction store to Hugging Face dataset repos in the background, never blocking the app.
+"""Push the correction store to Hugging Face dataset repos in a background thread that never blocks the app.
 
-Only when a token is configured (HF_TOKEN) and a repo named (STRESSLAB_FEEDBACK_REPO, private by default;
-STRESSLAB_FEEDBACK_PUBLIC_REPO optionally, which receives only records whose author ticked "share").
-Each repo has a ledger (sync/<repo>.json: what it already holds); a pass commits, in one Hub commit, every record
-(and its consented media) the ledger lacks and every erasure, then updates the ledger. A failed or hanging pass
-changes nothing, and the next one retries with exponential back-off, so records wait while the Hub is away and none
-is lost. On start the ledger is reconciled with the repo's file list, so a crash between a commit and its ledger
-write does not send anything twice. The token never appears in logs, status or raised messages.
+Only with a token (HF_TOKEN) and a repo (STRESSLAB_FEEDBACK_REPO, created private; an existing public repo is refused).
+STRESSLAB_FEEDBACK_PUBLIC_REPO optionally receives the records whose author ticked "share" (their media only with
+keep-media consent too). The local store stays the source of truth; the Hub is a copy that catches up.
+
+Exactly once, across crashes and restarts: each repo has a ledger (sync/<owner>__<name>.json: the files the repo
+holds per record id). A pass commits what the ledger lacks plus the erasures (one commit per batch), then records
+it in the ledger. The ledger says "in flight" (written durably) before each commit and is cleared after it; a pass
+that finds it in flight, or no ledger at all, first rebuilds it from the repo's file list, so a commit whose outcome
+is unknown (crash, timeout after the server applied it) is neither resent nor lost, and a failed deletion (a file
+already gone) cannot block the queue. Processes share the store: a file lock lets one push at a time; the others
+skip that pass. Errors (offline, HTTP errors, a Hub that hangs: requests time out) are kept in status() without the
+token and retried with exponential back-off.
 """
 
 from __future__ import annotations
@@ -18,31 +23,73 @@ import threading
 import time
 from pathlib import Path
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
-from .feedback import FeedbackStore
+from .feedback import CorrectionRecord, FeedbackStore, dataset_card, write_atomic
 
 log = logging.getLogger(__name__)
+_TIMEOUT_LOCK = threading.Lock()
+_request_timeout: float | None = None
+
+
+def _client_factory():
+    import httpx2
+    from huggingface_hub.utils import _http
+
+    client = _http.default_client_factory()
+    client.timeout = httpx2.Timeout(_request_timeout, connect=min(_request_timeout or 10.0, 10.0))
+    return client
+
+
+def _install_request_timeout(seconds: float) -> None:
+    """huggingface_hub's shared HTTP client waits forever by default: give its calls a timeout (process-wide; the
+    smallest any HubSync asked for), unless the application installed its own client factory."""
+    global _request_timeout
+    import httpx2
+    from huggingface_hub import set_client_factory
+    from huggingface_hub.utils import _http
+
+    with _TIMEOUT_LOCK:
+        current = getattr(_http, "_GLOBAL_CLIENT_FACTORY", None)
+        if current not in (_http.default_client_factory, _client_factory):
+            log.info("huggingface_hub has an application-defined HTTP client; its timeouts apply")
+            return
+        _request_timeout = seconds if _request_timeout is None else min(_request_timeout, seconds)
+        if current is _client_factory:
+            _http.get_session().timeout = httpx2.Timeout(_request_timeout, connect=min(_request_timeout, 10.0))
+        else:
+            set_client_factory(_client_factory)
 
 
 class HubSync:
-    """Background pusher of a FeedbackStore to one private and optionally one public dataset repo."""
+    """Background pusher of a FeedbackStore to a private and optionally a public dataset repo."""
+
+    max_backoff_s = 3600.0
+    min_gap_s = 10.0  # nudges closer together than this share one commit
+    max_commit_bytes = 512 << 20  # media per commit, roughly
 
     def __init__(self, store: FeedbackStore, repo_id: str, token: str, public_repo_id: str | None = None,
-                 every_seconds: float = 60.0, endpoint: str | None = None, timeout: float = 30.0):
+                 every_minutes: float = 5.0, *, endpoint: str | None = None, timeout: float = 30.0,
+                 batch: int = 100):
         from huggingface_hub import HfApi
 
-        self.store, self.token, self.every = store, token, every_seconds
+        if not token:
+            raise ValueError("HubSync needs a Hugging Face token (HF_TOKEN)")
+        _install_request_timeout(timeout)
+        self.store, self.every, self.batch = store, every_minutes * 60.0, batch
         self.api = HfApi(endpoint=endpoint, token=token)
-        self.timeout = timeout
+        self._secret = token
         self.targets = [(repo_id, True)] + ([(public_repo_id, False)] if public_repo_id else [])
         self.last_error: str | None = None
-        self.sent_total = 0
-        self._wake = threading.Event()
-        self._stop = threading.Event()
+        self.last_success_utc: str | None = None
+        self.failures = 0
+        self._checked: set[str] = set()
+        self._wake, self._stop = threading.Event(), threading.Event()
+        self._nudged = self._forced = False
         self._thread: threading.Thread | None = None
-        self._created: set[str] = set()
-        self._reconciled: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"HubSync({', '.join(r for r, _ in self.targets)})"
 
     @classmethod
     def from_env(cls, store: FeedbackStore, **kwargs) -> HubSync | None:
@@ -54,126 +101,204 @@ class HubSync:
         sync.start()
         return sync
 
-    # --- what is due ------------------------------------------------------------------------------------------
-    def _ledger_path(self, repo_id: str) -> Path:
-        return self.store.root / "sync" / (repo_id.replace("/", "__") + ".json")
+    # --- ledgers ----------------------------------------------------------------------------------------------
+    def _ledger_path(self, repo: str) -> Path:
+        return self.store.root / "sync" / (repo.replace("/", "__") + ".json")
 
-    def _ledger(self, repo_id: str) -> dict:
-        path = self._ledger_path(repo_id)
-        return json.loads(path.read_text()) if path.exists() else {"sent": [], "erased": []}
+    def _ledger(self, repo: str) -> dict | None:
+        """The ledger, or None when there is none yet (or one of an older format): rebuilt from the repo."""
+        path = self._ledger_path(repo)
+        ledger = json.loads(path.read_text()) if path.exists() else None
+        return ledger if isinstance(ledger, dict) and isinstance(ledger.get("files"), dict) else None
 
-    def _save_ledger(self, repo_id: str, ledger: dict) -> None:
-        self.store._write_atomic(self._ledger_path(repo_id), json.dumps(ledger).encode())
+    def _save(self, repo: str, ledger: dict) -> None:
+        write_atomic(self._ledger_path(repo), self.store.root / "tmp", json.dumps(ledger, sort_keys=True).encode())
 
-    def pending(self) -> dict[str, tuple[list, list]]:
-        """{repo: (records to send, ids to delete)}."""
-        erased_dir = self.store.root / "sync" / "erased"
-        erased = sorted(p.name for p in erased_dir.iterdir()) if erased_dir.exists() else []
-        records = self.store.records()
-        out = {}
-        for repo, private in self.targets:
-            ledger = self._ledger(repo)
-            sent = set(ledger["sent"])
-            todo = [r for r in records if r.id not in sent and (private or r.consent_share)]
-            gone = [i for i in erased if i in sent]
-            out[repo] = (todo, gone)
-        return out
+    def _rebuild(self, repo: str) -> dict:
+        """The ledger from the repo's file list."""
+        files: dict[str, list[str]] = {}
+        listed = self.api.list_repo_files(repo, repo_type="dataset")
+        for f in listed:
+            parts = f.split("/")
+            if parts[0] == "records" and len(parts) == 2 and parts[1].endswith(".jsonl"):
+                files.setdefault(parts[1][: -len(".jsonl")], []).append(f)
+            elif parts[0] == "media" and len(parts) >= 3:
+                files.setdefault(parts[1], []).append(f)
+        ledger = {"repo": repo, "files": files, "inflight": False, "card": "README.md" in listed}
+        self._save(repo, ledger)
+        return ledger
+
+    def _erased(self) -> set[str]:
+        d = self.store.root / "sync" / "erased"
+        return {p.name for p in d.iterdir()} if d.exists() else set()
+
+    def _due(self, repo: str, private: bool, ledger: dict | None, records: list[CorrectionRecord],
+             erased: set[str]) -> tuple[list[CorrectionRecord], list[str]]:
+        held = ledger["files"] if ledger else {}
+        todo = [r for r in records if r.id not in held and r.id not in erased and (private or r.consent_share)]
+        return todo, sorted(i for i in erased if i in held)
+
+    def pending(self) -> dict[str, tuple[list[CorrectionRecord], list[str]]]:
+        """{repo: (records to send, ids whose files to delete)}, from the local ledgers."""
+        records, erased = self.store.records(), self._erased()
+        return {repo: self._due(repo, private, self._ledger(repo), records, erased) for repo, private in self.targets}
 
     # --- one pass ---------------------------------------------------------------------------------------------
-    def push_once(self) -> int:
-        """Commit what is due to each repo; returns how many records were sent. Raises on Hub errors."""
+    def push_once(self) -> dict[str, int]:
+        """Commit what is due to each repo now; {"sent": records, "erased": deletions}. Raises on Hub errors.
+        Returns zeros at once if another process is pushing this store."""
         from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
-        n = 0
-        with FileLock(str(self.store.root / "sync" / ".lock"), timeout=self.timeout):
+        done = {"sent": 0, "erased": 0}
+        lock = FileLock(str(self.store.root / "sync" / ".lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            log.debug("another process is pushing this store; skipping this pass")
+            return done
+        try:
             for repo, private in self.targets:
-                if repo not in self._created:
-                    self.api.create_repo(repo, repo_type="dataset", private=private, exist_ok=True)
-                    self._created.add(repo)
-                if repo not in self._reconciled:
-                    self._reconcile(repo)
-                todo, gone = self.pending()[repo]
-                if not todo and not gone:
-                    continue
-                ops = []
-                for r in todo:
-                    ops.append(CommitOperationAdd(f"records/{r.id}.jsonl", str(self.store.record_path(r.id))))
-                    media = self.store.media_path(r)
-                    if media is not None:
-                        ops.append(CommitOperationAdd(f"media/{r.id}/{media.name}", str(media)))
-                for rid in gone:
-                    ops.append(CommitOperationDelete(f"records/{rid}.jsonl"))
-                    ops.append(CommitOperationDelete(f"media/{rid}/", is_folder=True))
-                self.api.create_commit(repo, ops, repo_type="dataset",
-                                       commit_message=f"{len(todo)} correction(s), {len(gone)} erasure(s)")
+                if repo not in self._checked:
+                    self._check_repo(repo, private)
                 ledger = self._ledger(repo)
-                ledger["sent"] = sorted((set(ledger["sent"]) | {r.id for r in todo}) - set(gone))
-                ledger["erased"] = sorted(set(ledger["erased"]) | set(gone))
-                self._save_ledger(repo, ledger)
-                n += len(todo)
+                if ledger is None or ledger["inflight"]:
+                    ledger = self._rebuild(repo)
+                while True:
+                    todo, gone = self._due(repo, private, ledger, self.store.records(), self._erased())
+                    todo, gone = todo[: self.batch], gone[: self.batch]
+                    if not todo and not gone:
+                        break
+                    ops, added, size = [], {}, 0
+                    for r in todo:
+                        if size > self.max_commit_bytes:  # the rest go in the next commit
+                            break
+                        try:
+                            ops.append(CommitOperationAdd(f"records/{r.id}.jsonl", self.store.record_path(r.id)
+                                                          .read_bytes()))
+                        except FileNotFoundError:  # erased since: nothing to send
+                            continue
+                        added[r.id] = [f"records/{r.id}.jsonl"]
+                        media = self.store.media_path(r)
+                        if media is not None and r.consent_keep_media:
+                            ops.append(CommitOperationAdd(f"media/{r.id}/{r.media}", str(media)))
+                            added[r.id].append(f"media/{r.id}/{r.media}")
+                            size += media.stat().st_size
+                    if not added and not gone:  # every one erased meanwhile
+                        continue
+                    ops += [CommitOperationDelete(f) for i in gone for f in ledger["files"][i]]
+                    if not ledger.get("card"):
+                        ops.append(CommitOperationAdd("README.md", dataset_card().encode()))
+                    ledger["inflight"] = True
+                    self._save(repo, ledger)
+                    self.api.create_commit(repo, ops, repo_type="dataset",
+                                           commit_message=f"{len(added)} correction(s), {len(gone)} erasure(s)")
+                    ledger["files"].update(added)
+                    for i in gone:
+                        ledger["files"].pop(i, None)
+                    ledger.update(inflight=False, card=True)
+                    self._save(repo, ledger)
+                    done["sent"] += len(added)
+                    done["erased"] += len(gone)
+                    log.info("pushed %d correction(s) and %d erasure(s) to %s", len(added), len(gone), repo)
             self._forget_erasures()
-        self.sent_total += n
-        return n
+            self.last_success_utc = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        finally:
+            lock.release()
+        return done
 
-    def _reconcile(self, repo: str) -> None:
-        """Mark as sent what the repo already holds (a crash after a commit, before its ledger write)."""
-        files = self.api.list_repo_files(repo, repo_type="dataset")
-        held = {f[len("records/"): -len(".jsonl")] for f in files if f.startswith("records/") and f.endswith(".jsonl")}
-        ledger = self._ledger(repo)
-        ledger["sent"] = sorted(set(ledger["sent"]) | held)
-        self._save_ledger(repo, ledger)
-        self._reconciled.add(repo)
+    def _check_repo(self, repo: str, private: bool) -> None:
+        """Create the repo (private unless it is the public one); refuse a "private" repo that is public."""
+        self.api.create_repo(repo, repo_type="dataset", private=private, exist_ok=True)
+        if private and not self.api.repo_info(repo, repo_type="dataset").private:
+            raise PermissionError(f"{repo} is public: corrections go only to a private repo (make it private)")
+        self._checked.add(repo)
 
     def _forget_erasures(self) -> None:
-        """An erasure marker is dropped once no ledger still lists the record as sent."""
-        erased_dir = self.store.root / "sync" / "erased"
-        if not erased_dir.exists():
+        """Drop an erasure marker once no ledger (of any repo this store ever pushed to) lists its record."""
+        ledgers = [json.loads(p.read_text()) for p in (self.store.root / "sync").glob("*.json")]
+        if any(ledger.get("inflight") or not isinstance(ledger.get("files"), dict) for ledger in ledgers):
             return
-        still = set().union(*(set(self._ledger(repo)["sent"]) for repo, _ in self.targets))
-        for p in erased_dir.iterdir():
-            if p.name not in still:
-                p.unlink(missing_ok=True)
+        held = set().union(*(ledger["files"] for ledger in ledgers))
+        for i in self._erased() - held:
+            (self.store.root / "sync" / "erased" / i).unlink(missing_ok=True)
 
     # --- the background thread --------------------------------------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="stresslab-hub-sync", daemon=True)
-        self._thread.start()
+        """Start the background thread (a first pass at once: what earlier runs left goes up)."""
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="stresslab-hub-sync", daemon=True)
+            self._thread.start()
 
     def stop(self) -> None:
+        """Ask the thread to end after its current pass (records stay in the store for the next start)."""
         self._stop.set()
         self._wake.set()
 
     def nudge(self) -> None:
-        """Ask for a pass soon (after a new record); returns at once."""
+        """A record was added or erased: push soon (batched, and not during a back-off). Returns at once."""
+        self._nudged = True
         self._wake.set()
 
+    def _pass(self) -> bool:
+        try:
+            self.push_once()
+        except Exception as e:  # offline, refused, timed out: the records wait in the store
+            self.failures += 1
+            self._checked.clear()  # the repo may have been deleted or made public meanwhile
+            self.last_error = self._clean(f"{type(e).__name__}: {e}")
+            log.warning("corrections not pushed yet (attempt %d), retrying later: %s", self.failures, self.last_error)
+            return False
+        self.failures, self.last_error = 0, None
+        return True
+
+    def backoff(self) -> float:
+        """Seconds before the next try after `failures` failed passes in a row: doubling from min(every, 30 s)."""
+        return min(min(self.every, 30.0) * 2 ** min(self.failures - 1, 20), self.max_backoff_s)
+
     def _run(self) -> None:
-        delay = self.every
+        due = last = time.monotonic()
         while not self._stop.is_set():
-            try:
-                self.push_once()
-                self.last_error, delay = None, self.every
-            except Exception as e:  # offline, refused, timed out: keep the records, try again later
-                self.last_error = self._clean(f"{type(e).__name__}: {e}")
-                log.warning("feedback sync failed, will retry in %.0f s: %s", delay, self.last_error)
-                delay = min(delay * 2, 3600)
-            self._wake.wait(delay)
+            now = time.monotonic()
+            if self._forced or (self._nudged and not self.failures):
+                due = min(due, now if self._forced else max(now, last + self.min_gap_s))
+            if now >= due:
+                self._forced = self._nudged = False
+                ok = self._pass()
+                last = time.monotonic()
+                due = last + (self.every if ok else self.backoff())
+                continue
+            self._wake.wait(due - now)
             self._wake.clear()
 
-    def flush(self, timeout: float = 30.0) -> bool:
-        """Wait until nothing is pending (True) or the timeout passes (False)."""
+    def flush(self, timeout: float = 60.0) -> bool:
+        """Push now and wait until nothing is pending: True, or False when `timeout` passed first. Without the
+        background thread, passes run here."""
         end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if not any(t or g for t, g in self.pending().values()):
+        while True:
+            if self.status()["pending"] == 0:
                 return True
-            self._wake.set()
-            time.sleep(0.1)
-        return False
+            if time.monotonic() >= end:
+                return False
+            if self._thread is not None and self._thread.is_alive():
+                self._forced = True
+                self._wake.set()
+                time.sleep(0.05)
+            elif not self._pass():
+                time.sleep(min(1.0, max(0.0, end - time.monotonic())))
 
     def status(self) -> dict:
-        pending = sum(len(t) for t, _ in self.pending().values())
-        return {"repos": [r for r, _ in self.targets], "pending": pending, "sent": self.sent_total,
-                "last_error": self.last_error}
+        """{"repos", "pending" (records and erasures not yet on the Hub), "sent" (records the repos hold per the
+        ledgers), "last_error" (never the token), "last_success_utc", "failures"}. Never raises."""
+        try:
+            due = self.pending()
+            pending = sum(len(t) + len(g) for t, g in due.values())
+            sent = sum(len((self._ledger(repo) or {"files": {}})["files"]) for repo, _ in self.targets)
+        except Exception as e:
+            pending, sent = None, None
+            self.last_error = self._clean(f"reading the store: {type(e).__name__}: {e}")
+        return {"repos": [r for r, _ in self.targets], "pending": pending, "sent": sent,
+                "last_error": self.last_error, "last_success_utc": self.last_success_utc, "failures": self.failures}
 
     def _clean(self, text: str) -> str:
-        return text.replace(self.token, "***") if self.token else text
+        return text.replace(self._secret, "<token>")
