@@ -5,7 +5,6 @@ Screenshots of the main views are saved on the way (see SHOTS)."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
@@ -17,6 +16,8 @@ import pytest
 import soundfile
 from _server import ROOT, AppServer
 from media import write_media
+
+from stresslab.feedback import FeedbackStore
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Screenshots of each run go to docs/screenshots/last-run/ (git-ignored). The README's docs/screenshots/*.png come
@@ -176,11 +177,12 @@ def test_upload_every_panel_toggle_correct_and_erase(page, server, media):
     page.click("#save-correction")
     page.wait_for_function("document.querySelector('#receipt').innerText.includes('receipt')")
     receipt = re.search(r"\b[0-9a-f]{32}\b", page.inner_text("#receipt")).group(0)
-    record = json.loads((server.store / "records" / f"{receipt}.jsonl").read_text())
-    assert record["emotion"] == "fear" and record["stress_rating"] == 4 and record["note"] == "sounds worried"
-    assert record["consent_keep_media"] and not record["consent_share"] and record["media_kind"] == "video"
-    assert record["model_output"]["modalities"]["video"]["enabled"] is False  # the answer as shown
-    assert (server.store / "media" / receipt / record["media"]).is_file()
+    assert (server.store / "records" / f"{receipt}.jsonl").is_file()
+    record = FeedbackStore(server.store).get(receipt)  # read through the format's owner
+    assert record.emotion == "fear" and record.stress_rating == 4 and record.note == "sounds worried"
+    assert record.consent_keep_media and not record.consent_share and record.media_kind == "video"
+    assert record.model_output["modalities"]["video"]["enabled"] is False  # the answer as shown
+    assert FeedbackStore(server.store).media_path(record).is_file()
     page.locator("#correction-panel").first.screenshot(path=str(SHOTS / "correction.png"))
 
     page.click("#erase-panel button:has-text('Erase a saved correction')")
