@@ -22,11 +22,11 @@ import json
 import os
 import re
 import sys
-import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+from stresslab.feedback import write_atomic
 from stresslab.labels import CORPUS_LABELS, EMOTIONS, map_corpus_label
 
 FIELDS = ("id", "video", "audio", "image", "text", "emotion", "stress", "speaker", "corpus", "split", "extra")
@@ -352,23 +352,8 @@ def _place(src: Path, out: Path, clip_id: str, link: bool) -> str:
 
 
 def _atomic_write(path: Path, chunks: Iterable[str]) -> None:
-    """Temp file + fsync + os.replace + folder fsync: a crash leaves the old file or the new one, never half."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for chunk in chunks:
-                f.write(chunk)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """All of the text or none: stresslab's atomic writer (temp file, fsync, os.replace, folder fsync)."""
+    write_atomic(path, path.parent, "".join(chunks).encode("utf-8"))
 
 
 def _readme(corpus: str, source: str, records: list[dict], link: bool) -> str:
