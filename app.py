@@ -28,9 +28,9 @@ import gradio as gr
 import numpy as np
 
 import stresslab
-from stresslab import ui_plots as plots
 from stresslab.cli import configure_threads
 from stresslab.labels import CORPUS_LABELS
+from ui import plots
 
 logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s: %(message)s")
 log = logging.getLogger("stresslab.app")

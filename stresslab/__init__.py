@@ -5,7 +5,7 @@
     print(result.emotion, result.stress["level"])
     json_doc = result.to_dict()                       # the schema shared by the CLI, the app and the HTTP API
 
-Names load lazily (PEP 562), so `import stresslab.feedback` in a writer process does not pull in torch.
+Names load lazily (PEP 562), so `import stresslab.corrections` in a writer process does not pull in torch.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ _EXPORTS = {
     "MODALITIES": "fusion",
     "EMOTIONS": "labels", "stress_from_probs": "labels", "stress_level": "labels",
     "ModelConfig": "model", "StressModel": "model", "load_model": "model",
-    "CorrectionRecord": "feedback", "FeedbackStore": "feedback", "HubSync": "hub_sync",
+    "CorrectionRecord": "corrections.store", "FeedbackStore": "corrections.store", "HubSync": "corrections.hub_sync",
 }
 __all__ = [*_EXPORTS, "__version__"]
 

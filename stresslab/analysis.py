@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .asr import Transcriber
-from .audio import audio_features, is_silent, loudness_db
 from .clip import Clip, ClipError, load_clip
 from .fusion import MODALITIES
 from .labels import stress_from_probs, stress_level, valence_arousal
 from .model import StressModel, load_model
-from .video import FaceDetector, face_crops
+from .towers.asr import Transcriber
+from .towers.audio import audio_features, is_silent, loudness_db
+from .towers.video import FaceDetector, face_crops
 
 SCHEMA_VERSION = 1
 

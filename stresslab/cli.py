@@ -15,9 +15,10 @@ import logging
 import os
 import sys
 
-from . import __version__, cli_corrections
+from . import __version__
 from .analysis import AnalysisSettings, analyze
 from .clip import ClipError, load_clip
+from .corrections import cli as cli_corrections
 from .fusion import MODALITIES
 from .model import load_model
 

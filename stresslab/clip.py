@@ -20,10 +20,9 @@ from pathlib import Path
 import av
 import numpy as np
 
+from .files import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
+
 SAMPLE_RATE = 16_000
-VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".mkv", ".avi", ".flv", ".m4v", ".mpg", ".mpeg", ".ogv", ".3gp")
-AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".wma", ".aiff", ".aif")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 ACCEPTED = "a video (mp4, webm, mov, mkv, avi, flv), an audio file (wav, mp3, flac, ogg, m4a, webm), a face image " \
            "(jpg, png, bmp, webp) or typed text"
 

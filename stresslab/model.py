@@ -22,11 +22,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .audio import AudioConfig, AudioEncoder
 from .fusion import MODALITIES, AttentionFusion, FusionOutput
 from .labels import EMOTIONS
-from .text import TextConfig, TextEncoder
-from .video import VideoConfig, VideoEncoder
+from .towers.audio import AudioConfig, AudioEncoder
+from .towers.text import TextConfig, TextEncoder
+from .towers.video import VideoConfig, VideoEncoder
 
 FORMAT = "stresslab-checkpoint"
 FORMAT_VERSION = 1

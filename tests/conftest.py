@@ -37,7 +37,7 @@ def build_tiny_model(folder: Path, seed: int = 0, **overrides):
     import torch
 
     from stresslab.model import ModelConfig, StressModel
-    from stresslab.video import VideoConfig
+    from stresslab.towers.video import VideoConfig
 
     torch.manual_seed(seed)
     backbone = build_tiny_backbone(folder.parent / f"{folder.name}-bert")

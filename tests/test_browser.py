@@ -17,7 +17,7 @@ import soundfile
 from _server import ROOT, AppServer
 from media import write_media
 
-from stresslab.feedback import FeedbackStore
+from stresslab.corrections.store import FeedbackStore
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Screenshots of each run go to docs/screenshots/last-run/ (git-ignored). The README's docs/screenshots/*.png come

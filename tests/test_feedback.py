@@ -19,15 +19,15 @@ import pytest
 from conftest import CREMAD
 from fake_hub import FakeHub
 
-from stresslab import hub_sync
-from stresslab.feedback import CorrectionRecord, FeedbackStore
-from stresslab.hub_sync import HubSync
+from stresslab.corrections import hub_sync
+from stresslab.corrections.hub_sync import HubSync
+from stresslab.corrections.store import CorrectionRecord, FeedbackStore
 
 CLIP = CREMAD / "1002_DFA_ANG_XX.mp3"
 TOKEN = "hf_secret_token_for_tests_0123456789"
 WRITER = textwrap.dedent("""
     import os, sys, time
-    from stresslab.feedback import FeedbackStore
+    from stresslab.corrections.store import FeedbackStore
     store, n, media, go = FeedbackStore(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
     print("ready", flush=True)
     while go != "-" and not os.path.exists(go):
@@ -265,7 +265,7 @@ def test_from_env(tmp_path, monkeypatch, hub):
 
 
 def cli(*args, env=None, main=False):
-    module = ["stresslab.cli", "corrections"] if main else ["stresslab.cli_corrections"]
+    module = ["stresslab.cli", "corrections"] if main else ["stresslab.corrections.cli"]
     return subprocess.run([sys.executable, "-m", *module, *map(str, args)], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=120)
 

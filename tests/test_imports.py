@@ -1,66 +1,114 @@
-"""The import direction of design.md, checked with ast: data flows one way.
+"""The import direction of the layout, checked with ast: data flows one way.
 
-labels, clip <- video, audio, text, asr <- fusion, model <- analyze <- cli, app; feedback <- app, cli;
-training may import stresslab, never the reverse; app never imports training and uses the public API only.
+files, labels, clip <- towers/* <- fusion, model <- inputs <- analysis <- cli, app;
+corrections/* import no model code (a record writer stays light); training may import stresslab, never the reverse;
+app.py and ui/ use only the package's public API (`stresslab` and the names in its __all__, plus
+`stresslab.corrections` for the store) and never import training or torch.
 """
 
 import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+PKG = ROOT / "stresslab"
 
-# module -> the stresslab modules it may import
+# module (dotted, relative to stresslab) -> the stresslab modules it may import
 ALLOWED = {
-    "labels": set(),
-    "clip": set(),
-    "video": set(),
-    "audio": set(),
-    "text": set(),
-    "asr": set(),
-    "fusion": set(),
-    "model": {"audio", "fusion", "labels", "text", "video"},
-    "analysis": {"asr", "audio", "clip", "fusion", "labels", "model", "video"},
-    "feedback": {"labels", "hub_sync"},
-    "hub_sync": {"feedback", "labels"},
-    "cli": {"analysis", "clip", "fusion", "model", "cli_corrections", "__init__"},
-    "cli_corrections": {"feedback", "hub_sync", "labels", "__init__"},
-    "ui_plots": {"labels", "fusion"},
     "__init__": set(),  # lazy: names resolve through importlib (see _EXPORTS)
+    "files": set(),
+    "labels": set(),
+    "clip": {"files"},
+    "towers": set(),
+    "towers.video": set(),
+    "towers.audio": set(),
+    "towers.text": set(),
+    "towers.asr": set(),
+    "fusion": set(),
+    "model": {"towers.audio", "towers.text", "towers.video", "fusion", "labels"},
+    "inputs": {"clip", "model", "towers.audio", "towers.video", "fusion"},
+    "analysis": {"clip", "fusion", "inputs", "labels", "model", "towers.asr", "towers.audio", "towers.video"},  # TODO(lead): inputs
+    "corrections": set(),
+    "corrections.store": {"files", "labels"},
+    "corrections.hub_sync": {"files", "corrections.store"},
+    "corrections.cli": {"__init__", "corrections.store", "corrections.hub_sync", "labels"},
+    "cli": {"__init__", "analysis", "clip", "corrections.cli", "fusion", "model"},
 }
 
 
+def _resolve(path: Path, level: int, module: str | None) -> str:
+    """`from ..x import y` in stresslab/a/b.py -> 'x' (dotted, relative to stresslab)."""
+    package = list(path.relative_to(PKG).parent.parts)  # the folder a file (or an __init__.py) belongs to
+    base = package[: len(package) - (level - 1)]
+    return ".".join([*base, *(module.split(".") if module else [])])
+
+
 def imports(path: Path) -> set[str]:
-    """Top-level names of every module imported by a file (relative imports resolved within stresslab)."""
+    """Every module a file imports; stresslab ones as 'stresslab.<dotted>' (relative imports resolved)."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom):
-            if node.level and node.module:
-                found.add(f"stresslab.{node.module}")
-            elif node.level:  # from . import x: a submodule if a file is named so, else a name from __init__
-                for a in node.names:
-                    is_module = (ROOT / "stresslab" / f"{a.name}.py").exists()
-                    found.add(f"stresslab.{a.name if is_module else '__init__'}")
+            if node.level:
+                target = _resolve(path, node.level, node.module)
+                for a in node.names:  # `from . import x`: a submodule if one is named so
+                    sub = f"{target}.{a.name}" if target else a.name
+                    is_module = (PKG / sub.replace(".", "/")).with_suffix(".py").exists() or (
+                        PKG / sub.replace(".", "/")).is_dir()
+                    found.add("stresslab." + (sub if is_module else (target or "__init__")))
             else:
                 found.add(node.module)
     return found
 
 
+def _name(path: Path) -> str:
+    rel = path.relative_to(PKG).with_suffix("")
+    return ".".join(rel.parts[:-1]) if rel.name == "__init__" and rel.parts[:-1] else ".".join(rel.parts)
+
+
 def test_library_modules_import_only_downstream():
-    for path in sorted((ROOT / "stresslab").glob("*.py")):
-        name = path.stem
-        assert name in ALLOWED, f"stresslab/{path.name} is new: add it to ALLOWED with its place in the flow"
-        used = {m.split(".")[1] for m in imports(path) if m.startswith("stresslab.")}
+    for path in sorted(PKG.rglob("*.py")):
+        name = _name(path)
+        assert name in ALLOWED, f"{path.relative_to(ROOT)} is new: add it to ALLOWED with its place in the flow"
+        used = {m.removeprefix("stresslab.") for m in imports(path) if m.startswith("stresslab.")}
         assert used <= ALLOWED[name], f"stresslab/{name} imports {used - ALLOWED[name]}"
-        assert not any(m.split(".")[0] in ("training", "app", "tests", "bench") for m in imports(path)), name
+        assert not any(m.split(".")[0] in ("training", "app", "ui", "tests", "bench") for m in imports(path)), name
 
 
-def test_training_and_app_directions():
+def test_corrections_import_no_model_code():
+    for path in (PKG / "corrections").rglob("*.py"):
+        assert not any(m.split(".")[0] in ("torch", "transformers") for m in imports(path)), path
+
+
+def test_training_never_imported_by_library_app_or_bench_tests():
     for path in (ROOT / "training").rglob("*.py"):
+        assert not any(m.split(".")[0] in ("app", "ui", "tests") for m in imports(path)), path
+    for path in (ROOT / "bench").rglob("*.py"):
         assert not any(m.split(".")[0] in ("app", "tests") for m in imports(path)), path
-    app = ROOT / "app.py"
-    if app.exists():
-        used = imports(app)
-        assert not any(m.split(".")[0] == "training" for m in used)
-        assert not any(m.split(".")[0] in ("torch", "transformers") for m in used), "app.py holds no model code"
+
+
+def test_app_uses_only_the_public_api():
+    import stresslab
+
+    public = set(stresslab.__all__)
+    for path in [ROOT / "app.py", *sorted((ROOT / "ui").rglob("*.py"))]:
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for a in node.names:
+                    root = a.name.split(".")[0]
+                    assert root not in ("training", "torch", "transformers"), f"{path.name} imports {a.name}"
+                    if root == "stresslab":
+                        assert a.name == "stresslab", f"{path.name}: import {a.name} reaches past the public API"
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                root = node.module.split(".")[0]
+                assert root not in ("training", "torch", "transformers"), f"{path.name} imports {node.module}"
+                if node.module == "stresslab":
+                    names = {a.name for a in node.names}
+                    assert names <= public, f"{path.name} imports non-public {names - public} from stresslab"
+                elif root == "stresslab":
+                    raise AssertionError(f"{path.name}: from {node.module} import ... reaches past the public API")
+        # attribute access stresslab.X must name a public X
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "stresslab":
+                assert node.attr in public | {"__version__"}, f"{path.name} uses stresslab.{node.attr}"

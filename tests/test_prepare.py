@@ -216,7 +216,7 @@ def test_fer2013_without_split_folders_and_unknown_class(tmp_path):
 
 
 def feedback_store(root: Path):
-    from stresslab.feedback import FeedbackStore
+    from stresslab.corrections.store import FeedbackStore
 
     store = FeedbackStore(root)
     video = store.add(emotion="fear", stress_rating=4, transcript="Don't forget a jacket.",
@@ -259,7 +259,7 @@ def test_feedback_store(tmp_path):
 
 def test_feedback_from_hub_id(tmp_path, monkeypatch):
     """A Hub dataset id goes through FeedbackStore.from_hub into a snapshot inside OUT (so --link stays valid)."""
-    from stresslab.feedback import FeedbackStore
+    from stresslab.corrections.store import FeedbackStore
 
     feedback_store(tmp_path / "remote")
     calls = []

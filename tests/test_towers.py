@@ -5,9 +5,9 @@ import pytest
 import torch
 from conftest import CREMAD, FER
 
-from stresslab.audio import AudioConfig, AudioEncoder, audio_features, is_silent, loudness_db
 from stresslab.clip import load_clip
-from stresslab.video import FaceDetector, VideoConfig, VideoEncoder, face_crops
+from stresslab.towers.audio import AudioConfig, AudioEncoder, audio_features, is_silent, loudness_db
+from stresslab.towers.video import FaceDetector, VideoConfig, VideoEncoder, face_crops
 
 
 def test_face_found_in_every_cremad_frame():

@@ -74,7 +74,7 @@ def test_short_real_run_lowers_the_loss_and_resumes(corpora, tmp_path):
 
 def test_finetune_on_corrections(corpora, tmp_path):
     """Corrections -> clip folder -> the feedback stage changes the checkpoint; evaluate reads it."""
-    from stresslab.feedback import FeedbackStore
+    from stresslab.corrections.store import FeedbackStore
 
     base = tmp_path / "base"
     assert main(["--config", "training/configs/smoke.toml", "--set", f'out="{base}"', f'data="{corpora}"',

@@ -22,8 +22,8 @@ from stresslab.labels import EMOTIONS, emotion_id
 if TYPE_CHECKING:
     import datasets
 
-    from stresslab.audio import AudioConfig
-    from stresslab.video import VideoConfig
+    from stresslab.towers.audio import AudioConfig
+    from stresslab.towers.video import VideoConfig
 
 MEDIA_KEYS = ("video", "audio", "image")
 
@@ -146,7 +146,7 @@ def face_arrays(records: list[dict], config: VideoConfig, name: str, cache: Path
         import cv2
 
         from stresslab.clip import load_clip
-        from stresslab.video import FaceDetector, crop_face
+        from stresslab.towers.video import FaceDetector, crop_face
 
         detector, xs, ys = FaceDetector(config), [], []
         for r in records:
@@ -170,8 +170,8 @@ def audio_arrays(records: list[dict], config: AudioConfig, name: str, cache: Pat
     def build():
         import librosa
 
-        from stresslab.audio import audio_features
         from stresslab.clip import load_clip
+        from stresslab.towers.audio import audio_features
 
         feats, offsets, ys, speakers = [], [0], [], []
         for r in records:

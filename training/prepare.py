@@ -26,7 +26,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from stresslab.feedback import write_atomic
+from stresslab.files import write_atomic
 from stresslab.labels import CORPUS_LABELS, EMOTIONS, map_corpus_label
 
 FIELDS = ("id", "video", "audio", "image", "text", "emotion", "stress", "speaker", "corpus", "split", "extra")
@@ -234,7 +234,8 @@ def read_feedback(src: Path) -> Iterator[dict]:
     if not (src / "records").is_dir():
         raise ValueError(f"{src} is not a StressLab correction store: expected a folder with records/*.jsonl "
                          "(and media/), or a Hugging Face dataset repo id such as owner/corrections")
-    from stresslab.feedback import MEDIA_KINDS, FeedbackStore
+    from stresslab.corrections.store import FeedbackStore
+    from stresslab.files import MEDIA_KINDS
 
     store = FeedbackStore(src)
     for r in store.records():
@@ -276,7 +277,7 @@ def prepare(corpus: str, src: str | Path, out: str | Path, link: bool = False,
     out = Path(out)
     source = Path(src)
     if corpus == "feedback" and not source.exists() and HUB_ID.match(str(src)):
-        from stresslab.feedback import FeedbackStore
+        from stresslab.corrections.store import FeedbackStore
 
         source = FeedbackStore.from_hub(str(src), out / ".hub-snapshot").root
     elif not source.is_dir():

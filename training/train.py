@@ -38,7 +38,7 @@ from transformers import get_cosine_schedule_with_warmup
 from stresslab.fusion import MODALITIES
 from stresslab.labels import EMOTIONS
 from stresslab.model import ModelConfig, StressModel
-from stresslab.video import VideoConfig, to_tensor
+from stresslab.towers.video import VideoConfig, to_tensor
 from training import data as D
 from training.metrics import classification_report
 
@@ -559,9 +559,9 @@ def train_joint(model, acc, cfg: TrainConfig, log) -> None:
 def feedback_inputs(model: StressModel, folder: str) -> list[dict]:
     """Each correction as raw tower inputs through the product's path: face crops, audio features, words."""
     from stresslab.analysis import _face_detector
-    from stresslab.audio import audio_features, is_silent
     from stresslab.clip import load_clip
-    from stresslab.video import face_crops
+    from stresslab.towers.audio import audio_features, is_silent
+    from stresslab.towers.video import face_crops
 
     items = []
     for r in D.read_clip_folder(folder):

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from .fusion import MODALITIES
-from .labels import STRESS_LEVELS
+from stresslab import MODALITIES
+from stresslab.labels import STRESS_LEVELS
 
 COLOURS = {"anger": "#d62728", "disgust": "#8c564b", "fear": "#9467bd", "happy": "#2ca02c", "neutral": "#7f7f7f",
            "sad": "#1f77b4"}

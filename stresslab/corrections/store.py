@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 import shutil
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -32,12 +30,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .labels import EMOTIONS
+from ..files import MEDIA_KINDS, fsync_dir, write_atomic
+from ..labels import EMOTIONS
 
 SCHEMA_VERSION = 2  # 1: nullable fields and model_output as an object (still read)
-MEDIA_KINDS = {".mp4": "video", ".webm": "video", ".mov": "video", ".mkv": "video", ".avi": "video", ".flv": "video",
-               ".wav": "audio", ".mp3": "audio", ".flac": "audio", ".ogg": "audio", ".m4a": "audio",
-               ".jpg": "image", ".jpeg": "image", ".png": "image", ".webp": "image", ".bmp": "image"}
 _ID = re.compile(r"[0-9a-f]{32}")
 _MEDIA = re.compile(r"clip(\.[a-z0-9]{1,8})?")  # the kept file's name, in media/<id>/
 NO_EMOTION = "none"  # on disk: "none of these"
@@ -133,34 +129,6 @@ class CorrectionRecord:
         if isinstance(d.get("model_output"), str):
             d["model_output"] = json.loads(d["model_output"] or "{}")
         return cls(**d)
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a folder's entries (a rename, a new file) durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(dest: Path, tmp_dir: Path, data: bytes | None = None, source: Path | None = None) -> None:
-    """Write `data` (or a copy of `source`) to dest: all of it or nothing, durable when this returns."""
-    fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix=f"{dest.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if source is not None:
-                with open(source, "rb") as src:
-                    shutil.copyfileobj(src, f, 1 << 20)
-            else:
-                f.write(data or b"")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(dest.parent)
 
 
 class FeedbackStore:

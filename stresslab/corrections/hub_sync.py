@@ -25,7 +25,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from .feedback import CorrectionRecord, FeedbackStore, dataset_card, write_atomic
+from ..files import write_atomic
+from .store import CorrectionRecord, FeedbackStore, dataset_card
 
 log = logging.getLogger(__name__)
 _TIMEOUT_LOCK = threading.Lock()

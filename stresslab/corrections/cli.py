@@ -7,7 +7,7 @@
     stresslab corrections push --store DIR [--repo ID] [--public-repo ID]          token from HF_TOKEN
     stresslab corrections erase --store DIR ID
 
-Also `python -m stresslab.cli_corrections add ...` (no model is loaded either way). Errors exit with status 2 and
+Also `python -m stresslab.corrections.cli add ...` (no model is loaded either way). Errors exit with status 2 and
 one line `error: ...` on stderr.
 """
 
@@ -22,9 +22,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from .feedback import CorrectionRecord, FeedbackStore
+from ..labels import EMOTIONS
 from .hub_sync import HubSync
-from .labels import EMOTIONS
+from .store import CorrectionRecord, FeedbackStore
 
 
 class _Parser(argparse.ArgumentParser):
@@ -58,7 +58,7 @@ def cmd_add(args: argparse.Namespace) -> int:
             raise ValueError(f"{args.model_output}: expected a JSON object (the analysis that was shown)")
     if args.clip and not Path(args.clip).is_file():
         raise ValueError(f"{args.clip}: no such file")
-    from . import __version__
+    from .. import __version__
 
     model = output.get("model")
     record = CorrectionRecord(
@@ -157,7 +157,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m stresslab.cli_corrections ACTION ...`: the same subcommands without the rest of the CLI."""
+    """`python -m stresslab.corrections.cli ACTION ...`: the same subcommands without the rest of the CLI."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = _Parser(prog="stresslab")
     register(parser.add_subparsers(dest="command", required=True))
