@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import torch
-from conftest import CREMAD, FER
+from conftest import CREMAD, FER, SHARED
 
 from stresslab.clip import load_clip
-from stresslab.towers.audio import AudioConfig, AudioEncoder, audio_features, is_silent, loudness_db
+from stresslab.towers.audio import AudioConfig, AudioEncoder, audio_features, is_silent, loudness_db, noise_floor_db
 from stresslab.towers.video import FaceDetector, VideoConfig, VideoEncoder, face_crops
 
 
@@ -62,6 +62,33 @@ def test_silence():
     assert is_silent(np.full(16000, 1e-4, np.float32))
     assert not is_silent(load_clip(CREMAD / "1002_DFA_SAD_XX.mp3").audio)
     assert loudness_db(np.ones(16000, np.float32)) == pytest.approx(0.0)
+
+
+QUIET_SPEECH = SHARED / "ravdess-speech" / "Actor_05" / "03-01-04-01-01-01-05.flac"  # sad, normal intensity
+
+
+def test_relative_speech_detector_on_quiet_speech_and_real_silence():
+    rel = AudioConfig(speech_detector="relative")
+    quiet = load_clip(QUIET_SPEECH).audio
+    assert -53 < loudness_db(quiet) < -50  # quieter than the old fixed -50 dBFS threshold...
+    assert is_silent(quiet) and not is_silent(quiet, rel)  # ...so "level" missed it; "relative" hears it
+    assert is_silent(quiet[:8000], rel)  # its first 0.5 s, before the actor speaks (about -80 dBFS)
+    for emotion in ("ANG", "NEU", "SAD"):
+        clip = load_clip(CREMAD / f"1001_DFA_{emotion}_XX.flv").audio
+        room = clip[800:6080]  # 50-380 ms: room noise before the voice, as loud as the quiet speech above
+        assert loudness_db(room) > -54 and noise_floor_db(room) < loudness_db(room)
+        assert is_silent(room, rel) and not is_silent(clip, rel)
+    rng = np.random.default_rng(0)
+    for db in (-90, -60, -30):  # steady noise at any level, digital zero and a hum are not speech
+        assert is_silent((rng.standard_normal(16000) * 10 ** (db / 20)).astype(np.float32), rel)
+    assert is_silent(np.zeros(16000, np.float32), rel) and is_silent(None, rel)
+    assert is_silent((0.1 * np.sin(2 * np.pi * 50 * np.arange(16000) / 16000)).astype(np.float32), rel)
+    speech = load_clip(CREMAD / "1002_DFA_SAD_XX.mp3").audio
+    noise = rng.standard_normal(speech.size).astype(np.float32)
+    noise *= np.sqrt((speech ** 2).mean() / (noise ** 2).mean()) * 10 ** (-5 / 20)
+    assert not is_silent(speech + noise, rel)  # speech at 5 dB SNR is still speech
+    with pytest.raises(ValueError, match="speech_detector"):
+        is_silent(quiet, AudioConfig(speech_detector="vad"))
 
 
 def test_audio_encoder_ignores_padding():

@@ -30,7 +30,13 @@ class AudioConfig:
     fmin: float = 65.0  # F0 search range, Hz
     fmax: float = 500.0
     channels: int = 128
-    silence_db: float = -50.0  # a clip whose loudest 100 ms is below this (dBFS) is silent
+    silence_db: float = -50.0  # speech_detector "level": a clip whose loudest 100 ms is below this (dBFS) is silent
+    # How speech is told from silence: "level" (the loudest 100 ms against silence_db; checkpoints before this
+    # field) or "relative" (the loudest 100 ms at least speech_floor_db and contrast_db above the clip's own noise
+    # floor, the 10th percentile of its 25 ms frames: quiet speech counts, steady noise or hum does not).
+    speech_detector: str = "level"
+    speech_floor_db: float = -70.0
+    contrast_db: float = 6.0
     pretrained_id: str | None = None  # e.g. "facebook/wav2vec2-base"; None: features only
     pretrained_config: dict | None = None  # its transformers config, filled in when the checkpoint is saved
 
@@ -73,10 +79,28 @@ def loudness_db(wave: np.ndarray, sample_rate: int = 16_000) -> float:
     return 20 * np.log10(peak) if peak > 0 else float("-inf")
 
 
+def noise_floor_db(wave: np.ndarray, sample_rate: int = 16_000, percentile: float = 10.0) -> float:
+    """The clip's noise floor: the given percentile of its 25 ms frame levels (10 ms hop), in dBFS (RMS)."""
+    win, hop = max(1, sample_rate // 40), max(1, sample_rate // 100)
+    if wave.size < win:
+        return loudness_db(wave, sample_rate)
+    frames = np.lib.stride_tricks.sliding_window_view(wave, win)[::hop].astype(np.float64)
+    level = float(np.percentile(np.sqrt((frames ** 2).mean(1)), percentile))
+    return 20 * np.log10(level) if level > 0 else float("-inf")
+
+
 def is_silent(wave: np.ndarray | None, config: AudioConfig | None = None) -> bool:
-    """True when there is no audio or its loudest 100 ms is below config.silence_db."""
+    """True when there is no audio (or under 100 ms) or it holds no speech by config.speech_detector."""
     config = config or AudioConfig()
-    return wave is None or wave.size < config.sample_rate // 10 or loudness_db(wave) < config.silence_db
+    if wave is None or wave.size < config.sample_rate // 10:
+        return True
+    peak = loudness_db(wave, config.sample_rate)
+    if config.speech_detector == "level":
+        return peak < config.silence_db
+    if config.speech_detector == "relative":
+        floor = noise_floor_db(wave, config.sample_rate)
+        return peak < config.speech_floor_db or peak - floor < config.contrast_db
+    raise ValueError(f"AudioConfig.speech_detector must be 'level' or 'relative', not {config.speech_detector!r}")
 
 
 class AudioEncoder(nn.Module):
