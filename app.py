@@ -28,7 +28,6 @@ import gradio as gr
 import numpy as np
 
 import stresslab
-from stresslab.cli import configure_threads
 from stresslab.labels import CORPUS_LABELS
 from ui import plots
 
@@ -81,7 +80,7 @@ def start_sync(store: stresslab.FeedbackStore) -> stresslab.HubSync | None:
         return None
 
 
-configure_threads()
+stresslab.configure_threads()
 MODEL = stresslab.load_model()
 log.info("model %s (%s) loaded and warmed up in %.1f s", MODEL.config.name, MODEL.source, warm_up(MODEL))
 CARD_URL, CARD_FILE = model_card_link(MODEL)

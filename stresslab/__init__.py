@@ -2,6 +2,7 @@
 
     import stresslab
     result = stresslab.analyze("clip.mp4")            # bundled default model, offline
+    analyzer = stresslab.Analyzer("models/default")   # owns model, face detector, speech recogniser, settings
     print(result.emotion, result.stress["level"])
     json_doc = result.to_dict()                       # the schema shared by the CLI, the app and the HTTP API
 
@@ -15,8 +16,9 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Analysis": "analysis", "AnalysisSettings": "analysis", "Encoded": "analysis", "NothingToAnalyze": "analysis",
-    "analyze": "analysis", "encode": "analysis", "fuse": "analysis",
+    "Analysis": "analysis", "AnalysisSettings": "analysis", "Analyzer": "analysis", "Encoded": "analysis",
+    "NothingToAnalyze": "analysis", "analyze": "analysis", "encode": "analysis", "fuse": "analysis",
+    "TowerInputs": "inputs", "tower_inputs": "inputs", "configure_threads": "runtime",
     "Clip": "clip", "ClipError": "clip", "ClipLimits": "clip", "load_clip": "clip",
     "MODALITIES": "fusion",
     "EMOTIONS": "labels", "stress_from_probs": "labels", "stress_level": "labels",

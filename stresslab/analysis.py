@@ -1,32 +1,36 @@
-"""analyze(): clip -> per-window tower embeddings (each tower runs once) -> fusion -> Analysis.
+"""Analyzer: clip -> tower inputs -> tower embeddings (each tower runs once) -> fusion -> Analysis.
 
-encode() runs the expensive part once per clip: face detection, the three towers, ASR. It returns Encoded, which
-holds one embedding per modality for the whole clip and for each window. fuse() then runs only the heads and the
-attention fusion: the answer, each modality's own answer, the ablations (fusion rerun with one modality masked),
-the timeline and stress. The app keeps Encoded per session, so switching a modality off reruns fuse() alone.
-The JSON form of an Analysis (Analysis.to_dict) is the one schema the CLI, the app and the HTTP API share:
-docs/result-schema.md describes it.
+An Analyzer owns what an analysis needs, loaded once: the model, the face detector, the speech recogniser and the
+settings (in the spirit of pyannote's Inference). encode() runs the expensive part once per clip (face finding, the
+towers, ASR) and returns Encoded: one embedding per modality for the whole clip and for each window. fuse() then
+runs only the heads and the attention fusion: the answer, each modality's own answer, the ablations (fusion rerun
+with one modality masked), the timeline and stress. The app keeps Encoded per session, so switching a modality off
+reruns fuse() alone. Analysis.to_dict() is the one JSON schema that the CLI, the app and the HTTP API share
+(docs/result-schema.md). The module-level analyze/encode/fuse are thin wrappers over a per-model Analyzer.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import time
+import weakref
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from .clip import Clip, ClipError, load_clip
 from .fusion import MODALITIES
+from .inputs import TowerInputs, Window, embed, tower_inputs
 from .labels import stress_from_probs, stress_level, valence_arousal
 from .model import StressModel, load_model
 from .towers.asr import Transcriber
-from .towers.audio import audio_features, is_silent, loudness_db
-from .towers.video import FaceDetector, face_crops
+from .towers.video import FaceDetector
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2 adds "used", "uncertain", "top2" and a per-face emotion
 
 
 class NothingToAnalyze(ClipError):
@@ -37,25 +41,28 @@ class NothingToAnalyze(ClipError):
 class AnalysisSettings:
     """How a clip is cut into windows and what is computed."""
 
-    window_seconds: float = 3.0  # one timeline point per window
-    max_windows: int = 10  # a longer clip gets this many evenly spaced windows: a fixed budget
+    window_seconds: float = 3.0  # the shortest window; longer clips get longer windows
+    max_windows: int = 10  # at most this many windows, together covering the whole clip: a fixed budget
+    frames_per_window: int = 12  # faces are searched in at most this many evenly spaced frames per window
     min_audio_seconds: float = 0.3  # shorter audio windows count as absent
     ablations: bool = True
-    transcribe: bool = True  # run Whisper when no text is typed and a local Whisper model is configured
+    transcribe: bool = True  # run Whisper when no text is typed and a speech recogniser is available
 
 
 @dataclass
 class Encoded:
     """Tower outputs for one clip. emb[m]: (1 + W, D), row 0 the whole clip, rows 1.. the W windows;
-    present: (1 + W, 3) bool in MODALITIES order; reasons[m]: why m is missing (None when present)."""
+    present: (1 + W, 3) bool in MODALITIES order; reasons[m]: why m is missing (None when present);
+    faces: {"time", "box", "emotion", "confidence"} per frame whose face the video tower read."""
 
     emb: dict[str, torch.Tensor]
     present: torch.Tensor
-    windows: list[tuple[float, float]]
+    windows: list[Window]
     reasons: dict[str, str | None]
     transcript: str | None = None
     transcript_source: str | None = None  # "typed" | "whisper"
-    faces: list[dict] = field(default_factory=list)  # {"time": s, "box": [x, y, w, h]} per frame with a face
+    segments: list[dict] = field(default_factory=list)  # {"start", "end", "text"} timed words (Whisper only)
+    faces: list[dict] = field(default_factory=list)
     clip_info: dict = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -72,25 +79,37 @@ class Analysis:
     encoded: Encoded
     model_info: dict
     timings: dict[str, float]
+    not_sure_below: float = 0.0
 
     @property
     def emotion(self) -> str:
         return max(self.probabilities, key=self.probabilities.get)
 
-    def to_dict(self) -> dict:
+    @property
+    def uncertain(self) -> bool:
+        """True when the fused confidence is below the model's validated "not sure" threshold."""
+        return self.probabilities[self.emotion] < self.not_sure_below
+
+    def to_dict(self, private: bool = False) -> dict:
+        """The JSON form. private=True leaves out where the clip came from (a path or file name)."""
         e = self.encoded
+        clip = {k: v for k, v in e.clip_info.items() if not (private and k == "source")}
+        top2 = sorted(self.probabilities.items(), key=lambda kv: -kv[1])[:2]
         return {
             "schema_version": SCHEMA_VERSION,
             "emotion": self.emotion,
             "confidence": self.probabilities[self.emotion],
+            "uncertain": self.uncertain,
+            "top2": [[n, p] for n, p in top2],
             "probabilities": self.probabilities,
             "stress": self.stress,
+            "used": [m for m, v in self.modalities.items() if v["present"] and v["enabled"]],
             "modalities": self.modalities,
             "ablations": self.ablations,
             "timeline": self.timeline,
-            "transcript": {"text": e.transcript, "source": e.transcript_source},
+            "transcript": {"text": e.transcript, "source": e.transcript_source, "segments": e.segments},
             "faces": e.faces,
-            "clip": e.clip_info,
+            "clip": clip,
             "model": self.model_info,
             "timings": self.timings,
         }
@@ -98,146 +117,26 @@ class Analysis:
 
 @functools.lru_cache(maxsize=2)
 def get_transcriber(name: str | None = None) -> Transcriber:
-    """The process-wide Whisper transcriber (STRESSLAB_WHISPER when name is None)."""
+    """The process-wide Whisper transcriber (STRESSLAB_WHISPER when name is None): loaded once, shared."""
     return Transcriber(name)
 
 
-@functools.lru_cache(maxsize=2)
-def _face_detector(model: StressModel) -> FaceDetector:
-    return FaceDetector(model.config.video)
-
-
-def plan_windows(duration: float, settings: AnalysisSettings) -> list[tuple[float, float]]:
-    """(start, end) seconds of each window: one for short clips, <= max_windows evenly spaced for long ones."""
+def plan_windows(duration: float, settings: AnalysisSettings) -> list[Window]:
+    """(start, end) seconds of each window: one for a short clip, else at most max_windows contiguous windows of
+    at least window_seconds that together cover the whole clip (a long clip gets longer windows)."""
     w = settings.window_seconds
     if duration <= 1.5 * w:
         return [(0.0, duration)]
-    n = math.ceil(duration / w)
-    if n <= settings.max_windows:
-        bounds = [(i * w, min(duration, (i + 1) * w)) for i in range(n)]
-        if bounds[-1][1] - bounds[-1][0] < 0.5 * w:  # a short tail joins the window before it
-            bounds[-2:] = [(bounds[-2][0], duration)]
-        return bounds
-    starts = np.linspace(0.0, duration - w, settings.max_windows)
-    return [(float(s), float(s + w)) for s in starts]
+    w = max(w, duration / settings.max_windows)
+    n = math.ceil(duration / w - 1e-9)
+    bounds = [(i * w, min(duration, (i + 1) * w)) for i in range(n)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < 0.5 * w:  # a short tail joins the window before it
+        bounds[-2:] = [(bounds[-2][0], duration)]
+    return [(round(s, 6), round(e, 6)) for s, e in bounds]
 
 
-@torch.inference_mode()
-def encode(clip: Clip, model: StressModel, settings: AnalysisSettings | None = None) -> Encoded:
-    """Run face detection, the towers and ASR once: Clip -> Encoded (see the class for shapes)."""
-    settings = settings or AnalysisSettings()
-    timings: dict[str, float] = {}
-    windows = plan_windows(clip.duration, settings)
-    n_rows = 1 + len(windows)
-    d = model.config.embed_dim
-    emb = {m: torch.zeros(n_rows, d) for m in MODALITIES}
-    present = torch.zeros(n_rows, len(MODALITIES), dtype=torch.bool)
-    reasons: dict[str, str | None] = {}
-
-    faces, reasons["video"] = _encode_video(clip, model, windows, emb["video"], present[:, 0], timings)
-    reasons["audio"] = _encode_audio(clip, model, windows, settings, emb["audio"], present[:, 1], timings)
-    transcript, source, reasons["text"] = _transcript(clip, settings, bool(present[0, 1]), timings)
-    if transcript:
-        t = time.perf_counter()
-        emb["text"][:] = model.text([transcript])[0]
-        present[:, 2] = True
-        timings["text"] = time.perf_counter() - t
-
-    if not present[0].any():
-        raise NothingToAnalyze("nothing to analyse: " + "; ".join(f"{m}: {reasons[m]}" for m in MODALITIES))
-    info = {"source": clip.source, "kind": clip.kind, "duration": round(clip.duration, 3), "notes": clip.notes,
-            "windows": [[round(s, 3), round(e, 3)] for s, e in windows]}
-    return Encoded(emb, present, windows, reasons, transcript, source, faces, info, timings)
-
-
-def _encode_video(clip, model, windows, emb, present, timings) -> tuple[list[dict], str | None]:
-    if clip.frames is None:
-        return [], "no video in this input"
-    t = time.perf_counter()
-    times = clip.frame_times
-    in_any = np.zeros(len(times), bool)
-    for s, e in windows:
-        in_any |= (times >= s - 1e-3) & (times <= e + 1e-3)
-    idx = np.flatnonzero(in_any) if len(windows) > 1 else np.arange(len(times))
-    detector = _face_detector(model)
-    boxes = [None] * len(times)
-    previous = None
-    for i in idx:
-        boxes[i] = previous = detector.detect(clip.frames[i], near=previous)
-    crops, kept = face_crops(clip.frames, boxes, model.config.video)
-    timings["faces"] = time.perf_counter() - t
-    faces = [{"time": round(float(times[i]), 3), "box": [int(v) for v in boxes[i]]} for i in kept]
-    if not kept:
-        return faces, f"no face found in {len(idx)} sampled frame{'s' if len(idx) != 1 else ''}"
-    t = time.perf_counter()
-    frame_emb = model.video.embed_frames(crops)  # (N, D)
-    emb[0], present[0] = frame_emb.mean(0), True
-    kept_times = times[kept]
-    for w, (s, e) in enumerate(windows, start=1):
-        sel = (kept_times >= s - 1e-3) & (kept_times <= e + 1e-3) if len(windows) > 1 else np.ones(len(kept), bool)
-        if sel.any():
-            emb[w], present[w] = frame_emb[torch.from_numpy(sel)].mean(0), True
-    timings["video"] = time.perf_counter() - t
-    return faces, None
-
-
-def _encode_audio(clip, model, windows, settings, emb, present, timings) -> str | None:
-    if clip.audio is None:
-        return "the video has no sound track" if clip.kind == "video" else "no audio in this input"
-    cfg = model.config.audio
-    if is_silent(clip.audio, cfg):
-        return f"silent (loudest 100 ms at {loudness_db(clip.audio, cfg.sample_rate):.0f} dBFS)"
-    t = time.perf_counter()
-    feats, rows = [], []
-    for w, (s, e) in enumerate(windows, start=1):
-        seg = clip.audio[int(s * cfg.sample_rate): int(e * cfg.sample_rate)] if len(windows) > 1 else clip.audio
-        if seg.size >= settings.min_audio_seconds * cfg.sample_rate and not is_silent(seg, cfg):
-            feats.append(audio_features(seg, cfg))
-            rows.append(w)
-    timings["audio_features"] = time.perf_counter() - t
-    if not rows:
-        return "too short or silent"
-    t = time.perf_counter()
-    lengths = torch.tensor([len(f) for f in feats])
-    batch = torch.zeros(len(feats), int(lengths.max()), cfg.n_features)
-    for i, f in enumerate(feats):
-        batch[i, : len(f)] = torch.from_numpy(f)
-    wave = None
-    if model.audio.speech is not None:
-        segs = [clip.audio[int(windows[r - 1][0] * cfg.sample_rate): int(windows[r - 1][1] * cfg.sample_rate)]
-                if len(windows) > 1 else clip.audio for r in rows]
-        wave = torch.zeros(len(segs), max(s.size for s in segs))
-        for i, s in enumerate(segs):
-            wave[i, : s.size] = torch.from_numpy(s)
-    out = model.audio(batch, lengths, wave)  # (W', D)
-    weights = lengths.float() / lengths.sum()
-    emb[0], present[0] = (out * weights[:, None]).sum(0), True
-    for i, w in enumerate(rows):
-        emb[w], present[w] = out[i], True
-    timings["audio"] = time.perf_counter() - t
-    return None
-
-
-def _transcript(clip, settings, has_speech, timings) -> tuple[str | None, str | None, str | None]:
-    if clip.text:
-        return clip.text, "typed", None
-    if clip.audio is None:
-        return None, None, "no words: type some, or give a clip with speech"
-    if not has_speech:
-        return None, None, "no speech to transcribe"
-    if not settings.transcribe:
-        return None, None, "speech recognition is switched off"
-    asr = get_transcriber()
-    if not asr.available:
-        return None, None, asr.unavailable_reason
-    t = time.perf_counter()
-    text = asr.transcribe(clip.audio).text
-    timings["asr"] = time.perf_counter() - t
-    return (text, "whisper", None) if text else (None, None, "no words recognised in the speech")
-
-
-def _probs(logits: torch.Tensor, names: list[str]) -> dict[str, float]:
-    p = torch.softmax(logits.float(), -1).tolist()
+def _probs(logits: torch.Tensor, names: list[str], temperature: float = 1.0) -> dict[str, float]:
+    p = torch.softmax(logits.float() / temperature, -1).tolist()
     return {n: round(v, 5) for n, v in zip(names, p, strict=True)}
 
 
@@ -250,84 +149,210 @@ def _stress(probs: dict[str, float], learned: float | None) -> dict:
             "valence": round(valence, 4), "arousal": round(arousal, 4)}
 
 
-@torch.inference_mode()
+class Analyzer:
+    """Owns a model, its face detector, the speech recogniser and the settings; analyses clips.
+
+        analyzer = Analyzer()                       # the bundled default model (or a folder / Hub id / StressModel)
+        result = analyzer.analyze("clip.mp4")       # -> Analysis
+        encoded = analyzer.encode(clip)             # the towers, once
+        no_voice = analyzer.fuse(encoded, enabled={"audio": False})   # fusion only
+    """
+
+    def __init__(self, model: StressModel | str | Path | None = None, settings: AnalysisSettings | None = None,
+                 whisper: str | None = None):
+        self.model = model if isinstance(model, StressModel) else load_model(model)
+        self.settings = settings or AnalysisSettings()
+        self.detector = FaceDetector(self.model.config.video)
+        self.whisper = whisper  # None: STRESSLAB_WHISPER
+
+    @property
+    def transcriber(self) -> Transcriber:
+        return get_transcriber(self.whisper)
+
+    def _temperature(self, key: str) -> float:
+        return float((getattr(self.model.config, "temperatures", None) or {}).get(key, 1.0))
+
+    def inputs(self, clip: Clip, windows: list[Window] | None = None) -> TowerInputs:
+        """Clip -> TowerInputs through this analyzer's face detector and settings (the training path too)."""
+        s = self.settings
+        return tower_inputs(clip, self.model.config, windows, self.detector, s.min_audio_seconds,
+                            s.frames_per_window)
+
+    @torch.inference_mode()
+    def encode(self, clip: Clip) -> Encoded:
+        """Run face finding, the towers and ASR once: Clip -> Encoded (see the class for shapes)."""
+        windows = plan_windows(clip.duration, self.settings)
+        inputs = self.inputs(clip, windows)
+        embedded = embed(inputs, self.model)
+        emb, present, reasons = embedded.emb, embedded.present, dict(inputs.reasons)
+        timings = {**inputs.timings, **embedded.timings}
+        faces = [dict(f) for f in inputs.faces]
+        if embedded.frame_emb is not None:  # what the face branch says for each frame (teaching view)
+            per_frame = torch.softmax(self.model.heads["video"](embedded.frame_emb).float()
+                                      / self._temperature("video"), -1)
+            conf, idx = per_frame.max(-1)
+            for f, i, c in zip(faces, idx.tolist(), conf.tolist(), strict=True):
+                f["emotion"], f["confidence"] = self.model.config.emotions[i], round(c, 4)
+        segments: list[dict] = []
+        transcript, source, reasons["text"] = self._transcript(clip, bool(present[0, 1]), timings, segments)
+        if transcript:
+            t = time.perf_counter()
+            emb["text"][:] = self.model.text([transcript])[0]
+            present[:, 2] = True
+            timings["text"] = time.perf_counter() - t
+        if not present[0].any():
+            raise NothingToAnalyze("nothing to analyse: " + "; ".join(f"{m}: {reasons[m]}" for m in MODALITIES))
+        info = {"source": clip.source, "kind": clip.kind, "duration": round(clip.duration, 3), "notes": clip.notes,
+                "windows": [[round(s, 3), round(e, 3)] for s, e in windows]}
+        return Encoded(emb, present, windows, reasons, transcript, source, segments, faces, info, timings)
+
+    def _transcript(self, clip: Clip, has_speech: bool, timings: dict,
+                    segments: list[dict]) -> tuple[str | None, str | None, str | None]:
+        if clip.text:
+            return clip.text, "typed", None
+        if clip.audio is None:
+            return None, None, "no words: type what was said, or give a clip with speech"
+        if not has_speech:
+            return None, None, "no speech to transcribe"
+        if not self.settings.transcribe:
+            return None, None, "speech recognition is switched off"
+        asr = self.transcriber
+        if not asr.available:
+            return None, None, asr.unavailable_reason
+        t = time.perf_counter()
+        said = asr.transcribe(clip.audio)
+        text = said.text
+        segments.extend({"start": round(s, 3), "end": round(e, 3), "text": w} for s, e, w in said.segments if w)
+        timings["asr"] = time.perf_counter() - t
+        return (text, "whisper", None) if text else (None, None, "no words recognised in the speech")
+
+    @torch.inference_mode()
+    def fuse(self, encoded: Encoded, enabled: dict[str, bool] | None = None) -> Analysis:
+        """Heads + attention fusion only (no tower runs): Encoded -> Analysis. enabled switches modalities off."""
+        model, names = self.model, self.model.config.emotions
+        timings = dict(encoded.timings)
+        on = torch.tensor([bool((enabled or {}).get(m, True)) for m in MODALITIES])
+        mask = encoded.present & on
+        if not mask[0].any():
+            raise NothingToAnalyze("every available modality is switched off: switch one on")
+        t = time.perf_counter()
+        rows = [0] + ([w for w in range(1, len(encoded.windows) + 1) if mask[w].any()]
+                      if len(encoded.windows) > 1 else [])
+        pred = model.predict({m: encoded.emb[m][rows] for m in MODALITIES}, mask[rows])
+        timings["fusion"] = time.perf_counter() - t
+        t_fused = self._temperature("fused")
+        probs = _probs(pred.fused_logits[0], names, t_fused)
+        learned = float(pred.stress[0]) if pred.stress is not None else None
+
+        modalities = {}
+        for j, m in enumerate(MODALITIES):
+            own = _probs(pred.modality_logits[m][0], names, self._temperature(m)) if encoded.present[0, j] else None
+            modalities[m] = {
+                "present": bool(encoded.present[0, j]), "enabled": bool(on[j]),
+                "reason": encoded.reasons[m] if not encoded.present[0, j] else (None if on[j] else "switched off"),
+                "weight": round(float(pred.weights[0, j]), 5),
+                "emotion": max(own, key=own.get) if own else None, "probabilities": own,
+            }
+
+        t = time.perf_counter()
+        ablations = {}
+        drop = [j for j in range(len(MODALITIES)) if mask[0, j]] if self.settings.ablations and mask[0].sum() > 1 \
+            else []
+        if drop:
+            abl_mask = mask[0].repeat(len(drop), 1)
+            for i, j in enumerate(drop):
+                abl_mask[i, j] = False
+            abl = model.predict({m: encoded.emb[m][:1].expand(len(drop), -1) for m in MODALITIES}, abl_mask)
+            for i, j in enumerate(drop):
+                p = _probs(abl.fused_logits[i], names, t_fused)
+                ablations[MODALITIES[j]] = {
+                    "emotion": max(p, key=p.get), "probabilities": p,
+                    "shift": round(0.5 * sum(abs(p[n] - probs[n]) for n in names), 5),
+                    "label_changed": max(p, key=p.get) != max(probs, key=probs.get),
+                    "stress": _stress(p, float(abl.stress[i]) if abl.stress is not None else None)["score"],
+                }
+        timings["ablations"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        stress = _stress(probs, learned)
+        timeline = []
+        for k, w in enumerate(rows[1:], start=1):
+            p = _probs(pred.fused_logits[k], names, t_fused)
+            s, e = encoded.windows[w - 1]
+            timeline.append({"start": round(s, 3), "end": round(e, 3), "emotion": max(p, key=p.get),
+                             "probabilities": p,
+                             "stress": _stress(p, float(pred.stress[k]) if pred.stress is not None else None)["score"],
+                             "weights": {m: round(float(pred.weights[k, j]), 5) for j, m in enumerate(MODALITIES)}})
+        timings["stress"] = time.perf_counter() - t
+        info = {"name": model.config.name, "version": model.config.version, "source": getattr(model, "source", None)}
+        timings = {k: round(v, 5) for k, v in timings.items()}
+        return Analysis(probs, modalities, ablations, stress, timeline, encoded, info, timings,
+                        float(getattr(model.config, "not_sure_below", 0.0) or 0.0))
+
+    def analyze(self, source: Clip | str | object, text: str | None = None,
+                enabled: dict[str, bool] | None = None) -> Analysis:
+        """Analyse a clip (a Clip, or anything load_clip accepts); typed text overrides the transcript.
+        The caller's Clip is never changed. timings["decode"] covers decoding only (the model is already loaded)."""
+        t0 = time.perf_counter()
+        if isinstance(source, Clip):
+            clip = source if text is None else dataclasses.replace(source, text=text.strip() or None)
+        else:
+            clip = load_clip(source, text=text)
+        decode = time.perf_counter() - t0
+        encoded = self.encode(clip)
+        encoded.timings = {"decode": decode, **encoded.timings}
+        result = self.fuse(encoded, enabled)
+        result.timings["total"] = round(time.perf_counter() - t0, 5)
+        return result
+
+    def warm_up(self) -> float:
+        """One tiny analysis of a synthetic clip (grey frames, a voiced tone, a few words) so that librosa's
+        first-call compilation, the face detector, the towers (and Whisper when configured) are ready. Seconds."""
+        t0 = time.perf_counter()
+        tone = (0.3 * np.sin(2 * np.pi * 180 * np.arange(16_000) / 16_000)).astype(np.float32)
+        frames = np.full((4, 96, 128, 3), 128, np.uint8)
+        clip = Clip(frames=frames, frame_times=np.arange(4, dtype=np.float32) / 4, audio=tone, duration=1.0,
+                    kind="arrays")
+        self.analyze(clip)  # transcribes the tone when Whisper is configured: loads it
+        self.analyze(None, text="warming up")
+        return time.perf_counter() - t0
+
+    def model_card(self) -> tuple[str | None, Path | None]:
+        """Where the model's card can be read: (Hub URL or None, the local README.md or None)."""
+        source = str(getattr(self.model, "source", "") or "")
+        local = Path(source) / "README.md" if source and Path(source).is_dir() else None
+        if local is not None and local.is_file():
+            return None, local.resolve()
+        return (f"https://huggingface.co/{source}" if source else None), None
+
+
+_ANALYZERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _analyzer(model: StressModel | str | None, settings: AnalysisSettings | None) -> Analyzer:
+    model = model if isinstance(model, StressModel) else load_model(model)
+    if model not in _ANALYZERS:
+        _ANALYZERS[model] = Analyzer(model)
+    base = _ANALYZERS[model]
+    if settings is None or settings == base.settings:
+        return base
+    other = Analyzer.__new__(Analyzer)  # same model and detector, other settings
+    other.__dict__.update(base.__dict__, settings=settings)
+    return other
+
+
+def encode(clip: Clip, model: StressModel, settings: AnalysisSettings | None = None) -> Encoded:
+    """Analyzer(model, settings).encode(clip), with the model's detector reused."""
+    return _analyzer(model, settings).encode(clip)
+
+
 def fuse(model: StressModel, encoded: Encoded, enabled: dict[str, bool] | None = None,
          settings: AnalysisSettings | None = None) -> Analysis:
-    """Heads + attention fusion only (no encoder runs): Encoded -> Analysis. enabled switches modalities off."""
-    settings = settings or AnalysisSettings()
-    names = model.config.emotions
-    timings = dict(encoded.timings)
-    on = torch.tensor([bool((enabled or {}).get(m, True)) for m in MODALITIES])
-    mask = encoded.present & on
-    if not mask[0].any():
-        raise NothingToAnalyze("every available modality is switched off: switch one on")
-    t = time.perf_counter()
-    rows = [0] + ([w for w in range(1, len(encoded.windows) + 1) if mask[w].any()] if len(encoded.windows) > 1
-                  else [])
-    emb = {m: encoded.emb[m][rows] for m in MODALITIES}
-    pred = model.predict(emb, mask[rows])
-    timings["fusion"] = time.perf_counter() - t
-    probs = _probs(pred.fused_logits[0], names)
-    learned = float(pred.stress[0]) if pred.stress is not None else None
-
-    modalities = {}
-    for j, m in enumerate(MODALITIES):
-        own = _probs(pred.modality_logits[m][0], names) if encoded.present[0, j] else None
-        modalities[m] = {
-            "present": bool(encoded.present[0, j]), "enabled": bool(on[j]),
-            "reason": encoded.reasons[m] if not encoded.present[0, j] else (None if on[j] else "switched off"),
-            "weight": round(float(pred.weights[0, j]), 5),
-            "emotion": max(own, key=own.get) if own else None, "probabilities": own,
-        }
-
-    t = time.perf_counter()
-    ablations = {}
-    drop = [j for j in range(len(MODALITIES)) if mask[0, j]] if settings.ablations and mask[0].sum() > 1 else []
-    if drop:
-        abl_mask = mask[0].repeat(len(drop), 1)
-        for i, j in enumerate(drop):
-            abl_mask[i, j] = False
-        abl = model.predict({m: encoded.emb[m][:1].expand(len(drop), -1) for m in MODALITIES}, abl_mask)
-        for i, j in enumerate(drop):
-            p = _probs(abl.fused_logits[i], names)
-            shift = 0.5 * sum(abs(p[n] - probs[n]) for n in names)
-            ablations[MODALITIES[j]] = {
-                "emotion": max(p, key=p.get), "probabilities": p, "shift": round(shift, 5),
-                "label_changed": max(p, key=p.get) != max(probs, key=probs.get),
-                "stress": _stress(p, float(abl.stress[i]) if abl.stress is not None else None)["score"],
-            }
-    timings["ablations"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    stress = _stress(probs, learned)
-    timeline = []
-    for k, w in enumerate(rows[1:], start=1):
-        p = _probs(pred.fused_logits[k], names)
-        s, e = encoded.windows[w - 1]
-        timeline.append({"start": round(s, 3), "end": round(e, 3), "emotion": max(p, key=p.get), "probabilities": p,
-                         "stress": _stress(p, float(pred.stress[k]) if pred.stress is not None else None)["score"],
-                         "weights": {m: round(float(pred.weights[k, j]), 5) for j, m in enumerate(MODALITIES)}})
-    timings["stress"] = time.perf_counter() - t
-    info = {"name": model.config.name, "version": model.config.version, "source": getattr(model, "source", None)}
-    timings = {k: round(v, 5) for k, v in timings.items()}
-    return Analysis(probs, modalities, ablations, stress, timeline, encoded, info, timings)
+    """Analyzer(model, settings).fuse(encoded, enabled)."""
+    return _analyzer(model, settings).fuse(encoded, enabled)
 
 
 def analyze(source: Clip | str | object, *, text: str | None = None, model: StressModel | str | None = None,
             settings: AnalysisSettings | None = None, enabled: dict[str, bool] | None = None) -> Analysis:
     """Analyse a clip (a Clip, or anything load_clip accepts) with a model (default: the bundled one)."""
-    t0 = time.perf_counter()
-    if not isinstance(model, StressModel):
-        model = load_model(model)
-    if isinstance(source, Clip):
-        clip = source
-        if text is not None:
-            clip.text = text.strip() or None
-    else:
-        clip = load_clip(source, text=text)
-    decode = time.perf_counter() - t0
-    encoded = encode(clip, model, settings)
-    encoded.timings = {"decode": decode, **encoded.timings}
-    result = fuse(model, encoded, enabled, settings)
-    result.timings["total"] = round(time.perf_counter() - t0, 5)
-    return result
+    return _analyzer(model, settings).analyze(source, text=text, enabled=enabled)

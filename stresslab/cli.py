@@ -21,25 +21,22 @@ from .clip import ClipError, load_clip
 from .corrections import cli as cli_corrections
 from .fusion import MODALITIES
 from .model import load_model
+from .runtime import configure_threads
 
 
 def _error(message: str) -> None:
     print(f"error: {message}", file=sys.stderr)
 
 
-def configure_threads() -> int:
-    """torch threads from STRESSLAB_THREADS (default: all cores, at most 4): set once, deliberately."""
-    import torch
-
-    n = int(os.environ.get("STRESSLAB_THREADS", min(4, os.cpu_count() or 1)))
-    torch.set_num_threads(n)
-    return n
-
-
 def format_result(name: str, r: dict) -> str:
     """A short human-readable table of one analysis (the dict form of Analysis)."""
     s = r["stress"]
-    lines = [f"{name}: {r['emotion']} ({r['confidence']:.0%})   stress {s['score']:.2f} ({s['level']})"]
+    if r.get("uncertain"):
+        (first, p1), (second, p2) = r["top2"]
+        answer = f"not sure: {first} ({p1:.0%}) or {second} ({p2:.0%})"
+    else:
+        answer = f"{r['emotion']} ({r['confidence']:.0%})"
+    lines = [f"{name}: {answer}   stress {s['score']:.2f} ({s['level']})"]
     lines.append(f"  {'modality':<8} {'weight':>6}  own answer")
     for m in MODALITIES:
         d = r["modalities"][m]

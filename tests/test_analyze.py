@@ -101,12 +101,84 @@ def test_timeline_for_a_long_clip(tiny_model):
     assert d["timeline"][-1]["end"] == pytest.approx(clip.duration, abs=1e-2)
 
 
-def test_window_budget_is_fixed_for_long_clips():
+def test_windows_cover_the_whole_clip_within_a_fixed_budget():
     s = AnalysisSettings(window_seconds=3, max_windows=10)
     assert plan_windows(2.0, s) == [(0.0, 2.0)]
     assert len(plan_windows(29.0, s)) == 10
-    w = plan_windows(600.0, s)
-    assert len(w) == 10 and w[0][0] == 0 and w[-1][1] == pytest.approx(600)
+    for duration in (11.0, 29.0, 67.0, 600.0):
+        w = plan_windows(duration, s)
+        assert len(w) <= 10 and w[0][0] == 0 and w[-1][1] == pytest.approx(duration)
+        assert all(a[1] == pytest.approx(b[0]) for a, b in zip(w, w[1:], strict=False)), "no gaps between windows"
+        assert all(e - s_ >= 3 - 1e-6 for s_, e in w[:-1]) and w[-1][1] - w[-1][0] >= 1.5  # a short tail joins
+    assert plan_windows(67.0, s)[0] == (0.0, pytest.approx(6.7))
+
+
+def test_a_long_clip_is_covered_with_the_same_face_budget(tiny_model, monkeypatch):
+    """67 s: ten 6.7 s windows, each with faces; faces searched in at most 12 frames a window (as for 30 s)."""
+    base = load_clip(FLV)
+    reps = 31  # ~67 s
+    clip = Clip(frames=np.concatenate([base.frames] * reps),
+                frame_times=np.concatenate([base.frame_times + i * base.duration for i in range(reps)]).astype(
+                    np.float32),
+                audio=np.tile(base.audio, reps), duration=base.duration * reps, kind="arrays")
+    analyzer = stresslab.Analyzer(tiny_model)
+    calls = []
+    original = analyzer.detector.detect
+    monkeypatch.setattr(analyzer.detector, "detect", lambda f, near=None: calls.append(1) or original(f, near))
+    d = analyzer.analyze(clip).to_dict()
+    assert len(d["timeline"]) == 10
+    assert d["timeline"][0]["start"] == 0 and d["timeline"][-1]["end"] == pytest.approx(clip.duration, abs=1e-2)
+    assert len(calls) <= 10 * 12
+    assert {round(f["time"] // 6.7) for f in d["faces"]} >= set(range(9)), "faces from every part of the clip"
+
+
+def test_analyze_leaves_the_callers_clip_alone(tiny_model):
+    clip = load_clip(FLV, text="original words")
+    frames = clip.frames.copy()
+    r = analyze(clip, text="other words", model=tiny_model)
+    assert r.encoded.transcript == "other words"
+    assert clip.text == "original words" and np.array_equal(clip.frames, frames)
+
+
+def test_json_says_what_was_used_hides_the_source_when_private_and_names_each_face(tiny_model):
+    r = analyze(FLV, text="words", model=tiny_model)
+    d, private = r.to_dict(), r.to_dict(private=True)
+    assert d["clip"]["source"] == str(FLV) and "source" not in private["clip"]
+    assert FLV.name not in json.dumps(private)
+    assert d["used"] == ["video", "audio", "text"]
+    off = fuse(tiny_model, r.encoded, enabled={"video": False}).to_dict()
+    assert off["used"] == ["audio", "text"]
+    for f in d["faces"]:
+        assert f["emotion"] in stresslab.EMOTIONS and 0 < f["confidence"] <= 1
+    # the per-frame answer is the video head on that frame's embedding
+    inputs = stresslab.Analyzer(tiny_model).inputs(load_clip(FLV))
+    with torch.no_grad():
+        first = tiny_model.heads["video"](tiny_model.video.embed_frames(inputs.crops[:1])).argmax(-1).item()
+    assert d["faces"][0]["emotion"] == tiny_model.config.emotions[first]
+
+
+def test_not_sure_below_the_models_threshold(tiny_model, monkeypatch):
+    r = analyze(MP3, text="words", model=tiny_model)
+    conf = r.probabilities[r.emotion]
+    d = r.to_dict()
+    assert d["uncertain"] is False and d["top2"][0] == [r.emotion, conf]
+    assert d["top2"][1][1] <= conf and d["top2"][1][0] != r.emotion
+    monkeypatch.setattr(tiny_model.config, "not_sure_below", conf + 0.01, raising=False)
+    assert fuse(tiny_model, r.encoded).to_dict()["uncertain"] is True
+    monkeypatch.setattr(tiny_model.config, "not_sure_below", conf - 0.01, raising=False)
+    assert fuse(tiny_model, r.encoded).to_dict()["uncertain"] is False
+
+
+def test_tower_inputs_are_the_analysis_inputs(tiny_model):
+    """The public Clip -> tower-inputs step (training uses it) gives what the analysis embeds."""
+    clip = load_clip(FLV)
+    inputs = stresslab.tower_inputs(clip, tiny_model.config)
+    assert inputs.crops.shape[0] == len(inputs.faces) == len(inputs.crop_times) >= 8
+    assert inputs.audio_rows == [1] and inputs.audio_feats[0].shape[1] == tiny_model.config.audio.n_features
+    enc = encode(clip, tiny_model)
+    with torch.no_grad():
+        video = tiny_model.video.embed_frames(inputs.crops).mean(0)
+    assert torch.allclose(enc.emb["video"][0], video, atol=1e-5)
 
 
 def test_nothing_usable(tiny_model):
@@ -139,13 +211,20 @@ def test_whisper_transcript_from_a_local_file(tiny_model, tmp_path, monkeypatch)
         asr = get_transcriber()
         assert asr.available
         out = asr.transcribe(load_clip(MP3).audio, language="en")
-        assert isinstance(out.text, str)  # random weights: any text, possibly empty
+        assert isinstance(out.text, str) and out.language == "en"  # random weights: the words are arbitrary
         r = analyze(MP3, model=tiny_model)
         assert "asr" in r.timings
-        source = r.to_dict()["transcript"]["source"]
-        assert source in ("whisper", None)
-        if source is None:
-            assert r.modalities["text"]["reason"] == "no words recognised in the speech"
+        # what the recogniser says becomes the text modality; nothing recognised leaves it out with the reason
+        for said, present in (("I am fine", True), ("", False)):
+            monkeypatch.setattr(type(asr), "transcribe",
+                                lambda self, audio, _t=said, **k: type(out)(_t, "en", [(0.0, 1.2, _t)] if _t else []))
+            d = analyze(MP3, model=tiny_model).to_dict()
+            assert d["modalities"]["text"]["present"] is present
+            if present:
+                assert d["transcript"] == {"text": "I am fine", "source": "whisper",
+                                           "segments": [{"start": 0.0, "end": 1.2, "text": "I am fine"}]}
+            else:
+                assert d["modalities"]["text"]["reason"] == "no words recognised in the speech"
     finally:
         get_transcriber.cache_clear()
 
@@ -154,7 +233,7 @@ def test_no_whisper_says_why(tiny_model, monkeypatch):
     monkeypatch.delenv("STRESSLAB_WHISPER", raising=False)
     get_transcriber.cache_clear()
     r = analyze(MP3, model=tiny_model)
-    assert "STRESSLAB_WHISPER" in r.modalities["text"]["reason"]
+    assert "type what was said" in r.modalities["text"]["reason"]
 
 
 def test_encode_once_fuse_many(tiny_model):

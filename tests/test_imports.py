@@ -1,6 +1,6 @@
 """The import direction of the layout, checked with ast: data flows one way.
 
-files, labels, clip <- towers/* <- fusion, model <- inputs <- analysis <- cli, app;
+files, labels, clip <- towers/* <- fusion, model <- inputs <- analysis <- cli, app; runtime (threads) <- cli;
 corrections/* import no model code (a record writer stays light); training may import stresslab, never the reverse;
 app.py and ui/ use only the package's public API (`stresslab` and the names in its __all__, plus
 `stresslab.corrections` for the store) and never import training or torch.
@@ -26,12 +26,13 @@ ALLOWED = {
     "fusion": set(),
     "model": {"towers.audio", "towers.text", "towers.video", "fusion", "labels"},
     "inputs": {"clip", "model", "towers.audio", "towers.video", "fusion"},
-    "analysis": {"clip", "fusion", "inputs", "labels", "model", "towers.asr", "towers.audio", "towers.video"},  # TODO(lead): inputs
+    "analysis": {"clip", "fusion", "inputs", "labels", "model", "towers.asr", "towers.video"},
+    "runtime": set(),
     "corrections": set(),
     "corrections.store": {"files", "labels"},
     "corrections.hub_sync": {"files", "corrections.store"},
     "corrections.cli": {"__init__", "corrections.store", "corrections.hub_sync", "labels"},
-    "cli": {"__init__", "analysis", "clip", "corrections.cli", "fusion", "model"},
+    "cli": {"__init__", "analysis", "clip", "corrections.cli", "fusion", "model", "runtime"},
 }
 
 

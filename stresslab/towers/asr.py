@@ -44,13 +44,13 @@ class Transcriber:
         self.unavailable_reason: str | None = None
         path = resolve_whisper(name)
         if path is None:
-            self.unavailable_reason = ("no speech recognizer: set STRESSLAB_WHISPER to a local whisper .pt file "
-                                       "(weights are never downloaded at run time), or type the words")
+            # the setting that would fix it (STRESSLAB_WHISPER) is documented in the README, not shown to visitors
+            self.unavailable_reason = "no speech recogniser here: type what was said to include the words"
             return
         try:
             import whisper
         except ImportError:
-            self.unavailable_reason = "no speech recognizer: openai-whisper is not installed"
+            self.unavailable_reason = "no speech recogniser installed: type what was said to include the words"
             return
         self.model = whisper.load_model(str(path), device=device)
         self.path = path
