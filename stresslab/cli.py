@@ -18,6 +18,7 @@ import sys
 from . import __version__
 from .analysis import AnalysisSettings, analyze
 from .clip import ClipError, load_clip
+from .collections import cli as cli_collections
 from .corrections import cli as cli_corrections
 from .fusion import MODALITIES
 from .model import load_model
@@ -103,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--window", type=float, default=3.0, help="timeline window, seconds (default 3)")
     a.set_defaults(func=cmd_analyze)
     cli_corrections.register(sub)
+    cli_collections.register(sub)
     return p
 
 

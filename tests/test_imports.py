@@ -32,7 +32,18 @@ ALLOWED = {
     "corrections.store": {"files", "labels"},
     "corrections.hub_sync": {"files", "corrections.store"},
     "corrections.cli": {"__init__", "corrections.store", "corrections.hub_sync", "labels"},
-    "cli": {"__init__", "analysis", "clip", "corrections.cli", "fusion", "model", "runtime"},
+    "collections": set(),  # annotation collections (issue #16): model code only inside prelabel's functions
+    "collections.collection": {"files", "corrections.store"},
+    "collections.annotations": {"corrections.store", "labels"},
+    "collections.queue": {"collections.annotations"},
+    "collections.agreement": {"collections.annotations", "labels"},
+    "collections.prelabel": {"analysis", "files", "runtime", "collections.collection"},
+    "collections.export": {"collections.agreement", "collections.annotations", "collections.collection",
+                           "collections.prelabel"},
+    "collections.cli": {"__init__", "labels", "collections.agreement", "collections.annotations",
+                        "collections.collection", "collections.export", "collections.prelabel",
+                        "collections.queue"},
+    "cli": {"__init__", "analysis", "clip", "collections.cli", "corrections.cli", "fusion", "model", "runtime"},
 }
 
 
