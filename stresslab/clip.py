@@ -7,8 +7,10 @@ Accepted forms (pyannote-style: several in, one out):
     with ``sample_rate=``;
   - frames as a (T, H, W, 3) uint8 RGB array with ``fps=``;
   - typed text, alone or with any of the above (it overrides any transcript).
-Everything is decoded with PyAV (it bundles ffmpeg). Limits are settings (ClipLimits); a file that breaks one
-raises ClipError, whose message says what was wrong and what is accepted.
+Everything is decoded with PyAV (it bundles ffmpeg), still images with Pillow after their size is read from the
+header. Limits are settings (ClipLimits); a file that breaks one raises ClipError, whose one-line message names the
+file by its base name only (never a server's folder) and says what was wrong and what is accepted.
+probe() checks that a file holds media without decoding all of it (the correction store uses it on kept clips).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from .files import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from .files import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, printable, shown
 
 SAMPLE_RATE = 16_000
 ACCEPTED = "a video (mp4, webm, mov, mkv, avi, flv), an audio file (wav, mp3, flac, ogg, m4a, webm), a face image " \
@@ -60,10 +62,6 @@ class Clip:
     kind: str = "text"  # video | audio | image | text | arrays
     notes: list[str] = field(default_factory=list)  # what the loader noticed (e.g. "the video has no sound track")
 
-    @property
-    def sample_rate(self) -> int:
-        return SAMPLE_RATE
-
 
 def load_clip(
     source: str | os.PathLike | np.ndarray | tuple | None = None,
@@ -101,44 +99,86 @@ def load_clip(
     return clip
 
 
-def _load_path(path: Path, limits: ClipLimits) -> Clip:
+def probe(path: str | os.PathLike, *, limits: ClipLimits | None = None, name: str | None = None) -> str:
+    """What a file holds, "video", "audio" or "image", checked cheaply (its header and first decoded frame) under
+    the limits load_clip applies. Raises ClipError, naming the file `name` (default: its base name), otherwise."""
+    path, limits = Path(path), limits or ClipLimits()
+    label = shown(name or path)
+    if _check_file(path, label, limits) == "image":
+        _load_image(path, label, limits)
+        return "image"
+    with _open_container(path, label) as container:
+        videos, audios = _streams(container, label, limits)
+        stream = (videos or audios)[0]
+        try:
+            decoded = next((f for packet in container.demux(stream) for f in packet.decode()), None)
+        except av.error.FFmpegError as e:
+            raise ClipError(f"{label}: corrupt file, decoding failed ({_short(e, path)})") from None
+        if decoded is None:
+            raise ClipError(f"{label}: no frame or sample could be decoded (corrupt file?)")
+        if videos and decoded.width * decoded.height > limits.max_pixels:
+            raise ClipError(f"{label}: {decoded.width}x{decoded.height} frames are over the {limits.max_pixels} "
+                            "pixel limit")
+        return "video" if videos else "audio"
+
+
+def _check_file(path: Path, label: str, limits: ClipLimits) -> str:
+    """The checks every file passes before decoding; "image" or "av" (what decodes it)."""
     if not path.exists():
-        raise ClipError(f"{path}: no such file")
+        raise ClipError(f"{label}: no such file")
     if path.is_dir():
-        raise ClipError(f"{path}: is a folder; give {ACCEPTED}")
+        raise ClipError(f"{label}: is a folder; give {ACCEPTED}")
     size = path.stat().st_size
     if size == 0:
-        raise ClipError(f"{path.name}: the file is empty")
+        raise ClipError(f"{label}: the file is empty")
     if size > limits.max_bytes:
-        raise ClipError(f"{path.name}: {size / 2**20:.0f} MB is over the {limits.max_bytes / 2**20:.0f} MB limit")
+        raise ClipError(f"{label}: {size / 2**20:.0f} MB is over the {limits.max_bytes / 2**20:.0f} MB limit")
     suffix = path.suffix.lower()
     if suffix in IMAGE_SUFFIXES:
-        return _load_image(path, limits)
+        return "image"
     if suffix and suffix not in VIDEO_SUFFIXES + AUDIO_SUFFIXES:
-        raise ClipError(f"{path.name}: unsupported file type {suffix}; give {ACCEPTED}")
+        raise ClipError(f"{label}: unsupported file type {shown(suffix)}; give {ACCEPTED}")
+    return "av"
+
+
+def _open_container(path: Path, label: str) -> av.container.InputContainer:
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, UnicodeDecodeError) as e:
-        raise ClipError(f"{path.name}: corrupt or unsupported file ({_short(e)}); give {ACCEPTED}") from None
+        raise ClipError(f"{label}: corrupt or unsupported file ({_short(e, path)}); give {ACCEPTED}") from None
     if container.format.name in ("tty", "srt", "webvtt", "ass", "lrc"):  # ffmpeg reads text as "video": refuse
         container.close()
-        raise ClipError(f"{path.name}: a text file, not media; give {ACCEPTED}")
-    with container:
-        return _decode_container(container, path, limits)
+        raise ClipError(f"{label}: a text file, not media; give {ACCEPTED}")
+    return container
 
 
-def _decode_container(container: av.container.InputContainer, path: Path, limits: ClipLimits) -> Clip:
+def _streams(container: av.container.InputContainer, label: str, limits: ClipLimits) -> tuple[list, list]:
+    """The video streams (cover art left out) and audio streams; refuses a container with neither or too long."""
     videos = [s for s in container.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)]
     audios = list(container.streams.audio)
     if not videos and not audios:
-        raise ClipError(f"{path.name}: holds no video or audio stream; give {ACCEPTED}")
+        raise ClipError(f"{label}: holds no video or audio stream; give {ACCEPTED}")
     duration = _container_seconds(container)
     if duration is not None and duration > limits.max_seconds:
-        raise ClipError(f"{path.name}: {duration:.0f} s long; the limit is {limits.max_seconds:.0f} s "
+        raise ClipError(f"{label}: {duration:.0f} s long; the limit is {limits.max_seconds:.0f} s "
                         "(trim the clip, or raise STRESSLAB_MAX_SECONDS)")
+    return videos, audios
+
+
+def _load_path(path: Path, limits: ClipLimits) -> Clip:
+    label = shown(path)
+    if _check_file(path, label, limits) == "image":
+        rgb = _load_image(path, label, limits)
+        return Clip(frames=rgb[None], frame_times=np.zeros(1, np.float32), source=str(path), kind="image")
+    with _open_container(path, label) as container:
+        return _decode_container(container, path, label, limits)
+
+
+def _decode_container(container: av.container.InputContainer, path: Path, label: str, limits: ClipLimits) -> Clip:
+    videos, audios = _streams(container, label, limits)
     clip = Clip(source=str(path), kind="video" if videos else "audio")
-    frames = _FrameSampler(limits, path)
-    sound = _AudioCollector(limits, path)
+    frames = _FrameSampler(limits, label)
+    sound = _AudioCollector(limits, label)
     streams = videos[:1] + audios[:1]
     for stream in streams:
         stream.thread_type = "AUTO"
@@ -148,23 +188,23 @@ def _decode_container(container: av.container.InputContainer, path: Path, limits
                 (frames if packet.stream.type == "video" else sound).add(frame)
         clip.audio = sound.finish() if audios else None
     except av.error.FFmpegError as e:
-        raise ClipError(f"{path.name}: corrupt file, decoding failed ({_short(e)})") from None
+        raise ClipError(f"{label}: corrupt file, decoding failed ({_short(e, path)})") from None
     clip.frames, clip.frame_times = frames.finish()
     if videos and not audios:
         clip.notes.append("the video has no sound track")
     if clip.frames is None and clip.audio is None:
-        raise ClipError(f"{path.name}: no frame or sample could be decoded (corrupt file?)")
+        raise ClipError(f"{label}: no frame or sample could be decoded (corrupt file?)")
     clip.duration = max(_seconds(clip.audio), float(clip.frame_times[-1]) if clip.frame_times is not None else 0.0)
     if clip.duration > limits.max_seconds:
-        raise ClipError(f"{path.name}: {clip.duration:.0f} s long; the limit is {limits.max_seconds:.0f} s")
+        raise ClipError(f"{label}: {clip.duration:.0f} s long; the limit is {limits.max_seconds:.0f} s")
     return clip
 
 
 class _FrameSampler:
     """Samples frames at limits.fps: keeps the first frame at or after each tick of 1/fps seconds, down-scaled."""
 
-    def __init__(self, limits: ClipLimits, path: Path):
-        self.limits, self.path = limits, path
+    def __init__(self, limits: ClipLimits, label: str):
+        self.limits, self.label = limits, label
         self.frames: list[np.ndarray] = []
         self.times: list[float] = []
         self.next_t = 0.0
@@ -173,12 +213,12 @@ class _FrameSampler:
         limits = self.limits
         t = frame.time if frame.time is not None else len(self.times) / limits.fps
         if t > limits.max_seconds + 1:
-            raise ClipError(f"{self.path.name}: longer than the {limits.max_seconds:.0f} s limit")
+            raise ClipError(f"{self.label}: longer than the {limits.max_seconds:.0f} s limit")
         if t + 1e-6 < self.next_t:
             return
         w, h = frame.width, frame.height
         if w * h > limits.max_pixels:
-            raise ClipError(f"{self.path.name}: {w}x{h} frames are over the {limits.max_pixels} pixel limit")
+            raise ClipError(f"{self.label}: {w}x{h} frames are over the {limits.max_pixels} pixel limit")
         scale = min(1.0, limits.frame_side / max(w, h))
         out_w, out_h = max(2, int(w * scale) // 2 * 2), max(2, int(h * scale) // 2 * 2)
         self.frames.append(frame.to_ndarray(format="rgb24", width=out_w, height=out_h))
@@ -195,18 +235,18 @@ class _FrameSampler:
 class _AudioCollector:
     """Resamples decoded audio frames to 16 kHz mono float32."""
 
-    def __init__(self, limits: ClipLimits, path: Path):
+    def __init__(self, limits: ClipLimits, label: str):
         self.resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
         self.chunks: list[np.ndarray] = []
         self.n, self.cap = 0, int((limits.max_seconds + 1) * SAMPLE_RATE)
-        self.limits, self.path = limits, path
+        self.limits, self.label = limits, label
 
     def add(self, frame: av.AudioFrame) -> None:
         for out in self.resampler.resample(frame):
             self.chunks.append(out.to_ndarray().reshape(-1))
             self.n += self.chunks[-1].size
         if self.n > self.cap:
-            raise ClipError(f"{self.path.name}: longer than the {self.limits.max_seconds:.0f} s limit")
+            raise ClipError(f"{self.label}: longer than the {self.limits.max_seconds:.0f} s limit")
 
     def finish(self) -> np.ndarray | None:
         for out in self.resampler.resample(None):
@@ -217,19 +257,46 @@ class _AudioCollector:
         return np.clip(audio, -1.0, 1.0) if audio.size else None
 
 
-def _load_image(path: Path, limits: ClipLimits) -> Clip:
-    from PIL import Image, UnidentifiedImageError
+def _load_image(path: Path, label: str, limits: ClipLimits) -> np.ndarray:
+    """A still image as (H, W, 3) uint8 RGB, down-scaled; its pixel count is checked from the header first, so an
+    over-large image (a decompression bomb) is refused before Pillow decodes, allocates or warns."""
+    from PIL import Image
 
+    size = _image_size(path)
+    if size is None:
+        raise ClipError(f"{label}: corrupt or unsupported image (not a format Pillow reads); give {ACCEPTED}")
+    if size[0] * size[1] > limits.max_pixels:
+        raise ClipError(f"{label}: {size[0]}x{size[1]} is over the {limits.max_pixels} pixel limit")
     try:
         with Image.open(path) as im:
-            if im.width * im.height > limits.max_pixels:
-                raise ClipError(f"{path.name}: {im.width}x{im.height} is over the {limits.max_pixels} pixel limit")
+            if "transparency" in im.info:  # straight to RGB would warn about palette transparency
+                im = im.convert("RGBA")
             im = im.convert("RGB")
             im.thumbnail((limits.frame_side, limits.frame_side))
-            rgb = np.asarray(im, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError) as e:
-        raise ClipError(f"{path.name}: corrupt or unsupported image ({_short(e)}); give {ACCEPTED}") from None
-    return Clip(frames=rgb[None], frame_times=np.zeros(1, np.float32), source=str(path), kind="image")
+            return np.asarray(im, dtype=np.uint8)
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise ClipError(f"{label}: corrupt or unsupported image ({_short(e, path)}); give {ACCEPTED}") from None
+
+
+def _image_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from an image file's header, found the way Image.open identifies a format but without its
+    decompression-bomb check (which warns, or raises, by its own threshold); None when no format recognises it."""
+    from PIL import Image
+
+    Image.init()
+    with open(path, "rb") as fp:
+        prefix = fp.read(16)
+        for fmt in Image.ID:
+            factory, accept = Image.OPEN[fmt]
+            verdict = accept(prefix) if accept is not None else True
+            if not verdict or isinstance(verdict, str):
+                continue
+            fp.seek(0)
+            try:
+                return factory(fp, str(path)).size  # reads the header only
+            except Exception:  # not this format (or a broken header): try the next
+                continue
+    return None
 
 
 def _from_audio_array(samples: np.ndarray, sample_rate: int, limits: ClipLimits) -> Clip:
@@ -273,8 +340,13 @@ def _seconds(audio: np.ndarray | None) -> float:
     return 0.0 if audio is None else audio.size / SAMPLE_RATE
 
 
-def _short(e: Exception) -> str:
+def _short(e: Exception, path: Path) -> str:
+    """The first line of an error's message, without the file's folder (a server's temporary path)."""
     if isinstance(e, av.error.FFmpegError) and e.strerror:
         return e.strerror
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
     msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    return msg[:120]
+    for full in {str(path), str(path.absolute()), str(path.resolve())}:
+        msg = msg.replace(full, path.name)
+    return printable(msg)[:120]

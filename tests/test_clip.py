@@ -1,12 +1,15 @@
 """load_clip on real files from ../shared/data and every kind of bad input."""
 
+import random
 import shutil
+import warnings
 
 import numpy as np
 import pytest
 from conftest import CREMAD, EMODB, FER
+from media import huge_png
 
-from stresslab.clip import SAMPLE_RATE, ClipError, ClipLimits, load_clip
+from stresslab.clip import SAMPLE_RATE, ClipError, ClipLimits, load_clip, probe
 
 FLV = CREMAD / "1001_DFA_ANG_XX.flv"
 MP3 = CREMAD / "1002_DFA_ANG_XX.mp3"
@@ -71,15 +74,54 @@ def test_bad_input_has_a_clear_message(tmp_path, case):
         load_clip(path, text="   " if case == "blank_text" else None)
 
 
-def test_truncated_video_is_corrupt_or_short(tmp_path):
+@pytest.mark.parametrize("size,match", [(3000, "holds no video or audio stream"),
+                                        (20000, "corrupt file, decoding failed")])
+def test_truncated_video_is_refused(tmp_path, size, match):
+    """The first 3000 bytes of the flv hold only its header; 20000 bytes break off inside the packets."""
     cut = tmp_path / "cut.flv"
-    cut.write_bytes(FLV.read_bytes()[:3000])
-    try:
-        clip = load_clip(cut)
-    except ClipError as e:
-        assert "cut.flv" in str(e)
-    else:
-        assert clip.duration < 1.0
+    cut.write_bytes(FLV.read_bytes()[:size])
+    with pytest.raises(ClipError, match=match) as e:
+        load_clip(cut)
+    assert str(e.value).startswith("cut.flv: ")
+
+
+@pytest.mark.parametrize("side", [20000, 10000])  # over PIL's error threshold (178 Mpx), over its warning (89 Mpx)
+def test_decompression_bomb_is_refused_from_its_header(tmp_path, side):
+    bomb = huge_png(tmp_path / "bomb.png", side, side)
+    assert bomb.stat().st_size < 2 << 20
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ClipError, match=f"bomb.png: {side}x{side} is over the 8294400 pixel limit"):
+            load_clip(bomb)
+        with pytest.raises(ClipError, match="pixel limit"):
+            probe(bomb)
+    assert [str(w.message) for w in caught] == []  # no DecompressionBombWarning
+
+
+def test_messages_name_the_file_only_and_stay_on_one_line(tmp_path):
+    server_tmp = tmp_path / "gradio" / "3f9c0a" / "uploads"
+    server_tmp.mkdir(parents=True)
+    for name in ("private_interview_john_doe.png", "two\nlines.png", "two\nlines.mp4", "esc\x1b[31m.mp3"):
+        path = server_tmp / name
+        path.write_bytes(random.Random(0).randbytes(3000))  # seeded: the same bytes every run
+        with pytest.raises(ClipError) as e:
+            load_clip(path)
+        message = str(e.value)
+        assert "\n" not in message and "\x1b" not in message and str(server_tmp) not in message
+        assert "gradio" not in message and message.startswith(name.replace("\n", "\\n").replace("\x1b", "\\x1b"))
+
+
+def test_probe_tells_the_kind_of_real_media_and_refuses_the_rest(tmp_path):
+    img = next((FER / "val" / "happy").glob("*.jpg"))
+    assert (probe(FLV), probe(MP3), probe(img)) == ("video", "audio", "image")
+    fake = tmp_path / "fake.mp3"
+    fake.write_bytes(b"ID3" + random.Random(1).randbytes(4000))
+    with pytest.raises(ClipError, match="fake.mp3"):
+        probe(fake)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not media")
+    with pytest.raises(ClipError, match="^shown.txt: unsupported file type"):
+        probe(notes, name="shown.txt")  # the name a message uses (the store probes a temporary copy)
 
 
 @pytest.mark.parametrize("limit,match", [(dict(max_seconds=1.0), "limit is 1 s"), (dict(max_bytes=1000), "MB limit"),
