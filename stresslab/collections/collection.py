@@ -178,6 +178,7 @@ def _dataset_ids(c: Collection) -> list[str]:
         raise ValueError(f"id column {col!r} has repeated values: clip ids must be unique")
     if any(not NAME.fullmatch(i) for i in ids):
         raise ValueError("clip ids must be letters, digits, '_', '.', '-' (up to 64)")
+    (c.root / "tmp").mkdir(parents=True, exist_ok=True)
     write_atomic(ids_file, c.root / "tmp", json.dumps(ids).encode())
     return ids
 
