@@ -1,371 +1,444 @@
 """StressLab's Gradio app (a Hugging Face Space): give a clip, see the answer and why, switch modalities off,
-correct it.
+correct it. Page wiring only: the analysis is stresslab.Analyzer's, the record is stresslab's, the words, figures and
+teaching views are ui/'s, how long uploads live is ui/retention.py's.
 
-Thin wiring over the stresslab public API: no model code here. Settings are environment variables:
+Settings are environment variables:
   STRESSLAB_MODEL         model folder or Hub id (default: the bundled models/default)
   STRESSLAB_WHISPER       a local Whisper checkpoint for transcripts (default: none, typed words only)
   STRESSLAB_MAX_SECONDS   longest clip accepted (default 120)
   STRESSLAB_THREADS       torch threads (default: the cores, at most 4)
   STRESSLAB_CONCURRENCY   analyses run at once (default 1: one analysis uses every core)
+  STRESSLAB_QUEUE         requests waiting at most (default 32; more get "queue is full")
   STRESSLAB_FEEDBACK_DIR  the correction store (default ./feedback_store)
   STRESSLAB_FEEDBACK_REPO + HF_TOKEN (+ STRESSLAB_FEEDBACK_PUBLIC_REPO): push corrections to the Hub in the background
+  GRADIO_TEMP_DIR         where uploads live while their page is open (default: <tmp>/stresslab-app, emptied at start)
   GRADIO_SERVER_PORT      port (default 7860); GRADIO_SERVER_NAME: address (Gradio's default, 127.0.0.1)
 
 API (gradio_client):
     from gradio_client import Client, handle_file
     Client("http://127.0.0.1:7860/").predict(handle_file("clip.mp4"), "", api_name="/analyze")
-returns the JSON dict of `stresslab analyze --json` (docs/result-schema.md); /analyze_text takes words only.
+returns the JSON dict of `stresslab analyze --json` (docs/result-schema.md) without the clip's path or name;
+/analyze_text takes words only.
 """
-
-from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
+import traceback
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import gradio as gr
-import numpy as np
 
 import stresslab
-from stresslab.labels import CORPUS_LABELS
-from ui import plots
+from ui import page, plots, retention, teaching
+from ui.layout import layout
 
-logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s: %(message)s")
 log = logging.getLogger("stresslab.app")
-log.setLevel(logging.INFO)
 ROOT = Path(__file__).resolve().parent
 EXAMPLES = ROOT / "data" / "examples"
-FEEDBACK_DIR = Path(os.environ.get("STRESSLAB_FEEDBACK_DIR") or ROOT / "feedback_store")
-CONCURRENCY = int(os.environ.get("STRESSLAB_CONCURRENCY", 1))
-LIMITS = stresslab.ClipLimits()  # STRESSLAB_MAX_SECONDS, STRESSLAB_MAX_MB
 NONE_OF_THESE = "none of these"
-CREMAD = CORPUS_LABELS["cremad"]  # file-name code -> emotion, for the example labels
-RATINGS = [("1 calm", 1), ("2", 2), ("3", 3), ("4", 4), ("5 very stressed", 5)]
 
 
-# --- start-up: load once per process, warm up -------------------------------------------------------------------
-def warm_up(model: stresslab.StressModel) -> float:
-    """One tiny analysis of a synthetic clip (grey frames, a voiced tone, a few words), so that librosa's first-call
-    compilation, the face detector, the towers (and Whisper when configured) are ready before the first visitor.
-    Returns the seconds it took."""
-    t0 = time.perf_counter()
-    tone = (0.3 * np.sin(2 * np.pi * 180 * np.arange(16_000) / 16_000)).astype(np.float32)
-    frames = np.full((4, 96, 128, 3), 128, np.uint8)
-    clip = stresslab.Clip(frames=frames, frame_times=np.arange(4, dtype=np.float32) / 4, audio=tone, duration=1.0,
-                          kind="arrays")
-    stresslab.analyze(clip, model=model)  # transcribes the tone when Whisper is configured: loads it
-    stresslab.analyze(None, text="warming up", model=model)
-    return time.perf_counter() - t0
+@dataclass
+class Loaded:
+    """What a session's player shows, as the server last set it: a clicked example is set here at once, before the
+    browser shows it, so an Analyse pressed meanwhile analyses what the player is about to show (no race)."""
+
+    version: int = 0
+    media: str | None = None  # the file to analyse
+    source: str | None = None  # which input holds it: "video", "audio" or "image"
+    example: str | None = None  # the bundled example's original file (the player shows Gradio's mp4 copy)
 
 
-def model_card_link(model: stresslab.StressModel) -> tuple[str, Path | None]:
-    """Where the model card of the loaded model can be read: (URL, local README.md or None)."""
-    source = str(getattr(model, "source", "") or "")
-    card = Path(source) / "README.md" if source and Path(source).is_dir() else None
-    if card is None or not card.is_file():
-        return (f"https://huggingface.co/{source}" if source else "https://huggingface.co/models"), None
-    space = os.environ.get("SPACE_ID")  # set on Hugging Face Spaces
-    if space and card.resolve().is_relative_to(ROOT):
-        return f"https://huggingface.co/spaces/{space}/blob/main/{card.resolve().relative_to(ROOT)}", card
-    return f"/gradio_api/file={card.resolve()}", card
+class App:
+    """Everything the page's handlers share: the analyzer, the store, Hub sync, the teaching data, each session's
+    files and loaded input. build() makes the page; handlers return {component: value} maps."""
+
+    def __init__(self, analyzer: stresslab.Analyzer, store: stresslab.FeedbackStore, sync=None,
+                 files: retention.SessionFiles | None = None, examples: Path = EXAMPLES, teach: bool = False):
+        self.analyzer, self.store, self.sync = analyzer, store, sync
+        self.examples = sorted(p for p in examples.glob("*") if p.suffix in (".flv", ".mp3"))
+        self.files = files or retention.SessionFiles(retention.cache_folder(), keep=set(self.examples))
+        self.loaded: dict[str, Loaded] = {}
+        self._lock = threading.Lock()
+        self.card_url, self.card_file = analyzer.model_card()
+        self.mistakes: tuple[list[teaching.Mistake], int] = ([], 0)
+        self._teaching = threading.Thread(target=self._find_mistakes, daemon=True, name="teaching")
+        if teach:  # in the background: the page is served meanwhile (main() starts it once the server is up)
+            self._teaching.start()
+        self.c = SimpleNamespace()  # the page's components, filled by build()
+
+    def _find_mistakes(self) -> None:
+        t0 = time.perf_counter()
+        try:
+            self.mistakes = teaching.mistakes(self._example_result, self.examples)
+        except Exception as e:  # the teaching view says so; the app keeps serving
+            log.warning("teaching: the bundled examples could not be analysed: %s", type(e).__name__)
+        log.info("teaching: %d bundled examples analysed in %.1f s", self.mistakes[1], time.perf_counter() - t0)
+
+    def teaching_html(self) -> str:
+        """The mistakes table, once the background run over the bundled examples is done."""
+        if self._teaching.is_alive():
+            self._teaching.join(timeout=120)
+        return teaching.mistakes_html(*self.mistakes)
+
+    # --- inputs -------------------------------------------------------------------------------------------------
+    def _set(self, session: str, **changes) -> int:
+        with self._lock:
+            loaded = self.loaded.setdefault(session, Loaded())
+            for k, v in changes.items():
+                setattr(loaded, k, v)
+            loaded.version += 1
+            return loaded.version
+
+    def media_changed(self, which: str, value: str | None, request: gr.Request) -> dict:
+        """An input got a new file (upload, recording, example) or was cleared: the others are cleared, the results
+        marked stale, and the server's idea of what the player shows is updated."""
+        sid = request.session_hash
+        self.files.add(sid, value)
+        loaded = self.loaded.get(sid, Loaded())
+        c = self.c
+        if value is None:
+            if loaded.source != which:
+                return {c.loaded: gr.skip()}
+            version = self._set(sid, media=None, source=None, example=None)
+            return {c.loaded: version, **self._stale("the input was cleared")}
+        ex = loaded.example
+        media = ex if ex and Path(ex).stem == Path(value).stem else value  # the example's player copy
+        version = self._set(sid, media=media, source=which, example=ex if media == ex else None)
+        others = [comp for name, comp in c.media.items() if name != which]
+        return {**{comp: None for comp in others}, c.loaded: version, **self._stale("a new input is loaded")}
+
+    def pick_example(self, path: Path, request: gr.Request) -> dict:
+        """A bundled example clicked: load it into its input (the original file is what gets analysed)."""
+        which = "video" if path.suffix == ".flv" else "audio"
+        version = self._set(request.session_hash, media=str(path), source=which, example=str(path))
+        return {self.c.media[which]: str(path), self.c.loaded: version, self.c.tabs: gr.Tabs(selected=which),
+                **self._stale("a new input is loaded")}
+
+    def _stale(self, why: str) -> dict:
+        note = f"The results below are for the previous input ({why}): press Analyse."
+        return {self.c.stale: gr.update(value=page.status(note), visible=True),
+                self.c.results: gr.update(elem_classes=["stale"])}
+
+    def starting(self) -> dict:
+        """Shown at once when Analyse is pressed, before the analysis is queued."""
+        return {self.c.status: page.status("Analysing…"), **self._stale("analysing the new one")}
+
+    # --- analysis -----------------------------------------------------------------------------------------------
+    def analyse(self, video, audio, image, text, client_version, session, request: gr.Request,
+                progress: gr.Progress = gr.Progress()) -> dict:  # noqa: B008 (Gradio's way to ask for progress)
+        """Decode, run the towers once (kept in the session for the toggles), fuse, and show every view."""
+        sid = request.session_hash
+        loaded = self.loaded.get(sid, Loaded())
+        if loaded.version != client_version:  # the server set a newer input than the page had when it asked
+            media = loaded.media
+        else:
+            media = video or audio or image or None
+            if media and loaded.example and Path(media).stem == Path(loaded.example).stem:
+                media = loaded.example
+        c, previous = self.c, (session or {}).get("result")
+        try:
+            progress(0.05, desc="decoding the clip")
+            t0 = time.perf_counter()
+            clip = stresslab.load_clip(media, text=text or None)
+            decoded = time.perf_counter() - t0
+            progress(0.2, desc="finding the face, listening to the voice, reading the words")
+            encoded = self.analyzer.encode(clip)
+            encoded.timings = {"decode": decoded, **encoded.timings}
+            progress(0.9, desc="fusing")
+            analysis = self.analyzer.fuse(encoded)
+            analysis.timings["total"] = round(time.perf_counter() - t0, 5)
+            result = self.public(analysis.to_dict(private=True))
+        except Exception as e:
+            message = self.message(e, media)
+            gr.Warning(message)
+            return {c.status: page.status(message, "Could not analyse:"), c.correction: gr.update(visible=False),
+                    **self._stale("it could not be analysed")}
+        known = teaching.known_label(media) if media and media == loaded.example else None
+        session = {"id": sid, "encoded": encoded, "media": media, "result": result, "known": known, "record": None}
+        what = ("the example " + teaching.example_name(Path(media)) if known else
+                f"your {clip.kind} ({clip.duration:.1f} s)" if media else "the typed words")
+        said = page.said(result) + page.change(previous, result)
+        out = {**self.views(result, known), c.session: session, c.status: page.status(
+            f"{said} Analysed {what} in {result['timings']['total']:.1f} s."),
+            c.stale: gr.update(visible=False), c.results: gr.update(elem_classes=[]),
+            c.gallery: self.gallery(sid, clip, result), c.correction: gr.update(visible=True),
+            c.emotion: None, c.rating: None, c.note: "", c.keep: False, c.share: False,
+            c.save_status: "", c.receipt: gr.update(visible=False, value="")}
+        for j, m in enumerate(stresslab.MODALITIES):  # a missing modality cannot be switched on
+            present = bool(encoded.present[0, j])
+            out[c.toggles[m]] = gr.update(value=present, interactive=present)
+        if self.loaded.get(sid, Loaded()).version != loaded.version:  # a new input arrived meanwhile
+            out.update(self._stale("a new input arrived while analysing"))
+        return out
+
+    def public(self, result: dict) -> dict:
+        """An analysis as the page and the API return it: no server path (the model folder by its name only)."""
+        source = result.get("model", {}).get("source")
+        if isinstance(source, str) and (Path(source).is_absolute() or Path(source).exists()):
+            result["model"]["source"] = Path(source).name
+        return result
+
+    def views(self, r: dict, known: str | None = None) -> dict:
+        """The value of every result component for one analysis dict (not the face gallery)."""
+        c = self.c
+        words = r["transcript"]
+        return {c.headline: page.headline(r, known), c.fused: plots.fused_bar(r), c.gauge: plots.stress_gauge(r),
+                c.explanation: page.explanation(r), c.table: page.modality_table(r),
+                c.per_modality: plots.modalities_bar(r), c.weights: plots.weights_bar(r),
+                c.ablation: gr.update(value=plots.ablation_bar(r), visible=bool(r["ablations"])),
+                c.timeline: gr.update(value=plots.timeline(r), visible=bool(r["timeline"])),
+                c.diagram: teaching.fusion_diagram(r),
+                c.words: gr.update(value=words["text"] or "", visible=bool(words["text"]),
+                                   label=f"the words used ({words['source'] or 'none'})"),
+                c.raw: r}
+
+    def gallery(self, sid: str, clip: stresslab.Clip, r: dict) -> dict:
+        frames = plots.face_frames(clip.frames, clip.frame_times, r["faces"], self.files.private_dir(sid)) \
+            if r["faces"] and clip.frames is not None else []
+        return gr.update(value=frames, visible=bool(frames))
+
+    def fuse_again(self, video_on: bool, audio_on: bool, text_on: bool, session: dict | None) -> dict:
+        """Rerun the fusion only, with the unticked modalities switched off: no decoding, no towers."""
+        c = self.c
+        if not session:
+            return {c.status: page.status("Analyse a clip first.")}
+        enabled = {"video": video_on, "audio": audio_on, "text": text_on}
+        try:
+            result = self.public(self.analyzer.fuse(session["encoded"], enabled=enabled).to_dict(private=True))
+        except Exception as e:
+            message = self.message(e, None)
+            gr.Warning(message)
+            shown = session["result"]["modalities"]  # put the boxes back as they were for the answer shown
+            return {c.status: page.status(message, "Not fused again:"),
+                    **{c.toggles[m]: shown[m]["enabled"] and shown[m]["present"] for m in stresslab.MODALITIES}}
+        off = [plots.MODALITY_NAMES[m] for m, on in enabled.items() if not on and result["modalities"][m]["present"]]
+        said = page.said(result) + page.change(session["result"], result)
+        how = f"Fused again without the {' and the '.join(off)}." if off else "Fused again with every modality."
+        return {**self.views(result, session["known"]), c.session: {**session, "result": result},
+                c.status: page.status(f"{how} {said}")}
+
+    def all_on(self, session: dict | None) -> dict:
+        """Every modality the clip has, back on."""
+        if not session:
+            return {self.c.status: page.status("Analyse a clip first.")}
+        out = self.fuse_again(True, True, True, session)
+        present = session["result"]["modalities"]
+        return {**out, **{self.c.toggles[m]: present[m]["present"] for m in stresslab.MODALITIES}}
+
+    def message(self, e: Exception, media: str | None) -> str:
+        """A clear one-line message naming no file or folder; unexpected errors are logged (scrubbed), not shown."""
+        if isinstance(e, stresslab.ClipError):
+            text = " ".join(str(e).split())
+            if media:
+                name = Path(media).name
+                lead, sep, rest = text.partition(": ")
+                text = text.replace(name, "the file")
+                if sep and lead not in ("nothing to analyse", "the file") and not lead.startswith("every"):
+                    text = f"the file: {rest}"
+            return text
+        trace = "".join(traceback.format_exception(e))
+        if media:
+            trace = trace.replace(str(Path(media).parent), "<upload>").replace(Path(media).name, "<file>")
+        log.error("analysis failed: %s", trace)
+        return f"the analysis failed unexpectedly ({type(e).__name__}); try another clip. The error was logged."
+
+    def _example_result(self, path: Path) -> dict:
+        return self.analyzer.analyze(str(path)).to_dict(private=True)
+
+    # --- corrections --------------------------------------------------------------------------------------------
+    def save(self, session: dict | None, emotion: str | None, rating: int | None, note: str | None, keep: bool,
+             share: bool, receipts: list[str]) -> dict:
+        """Save the correction (a second save of the same analysis updates its record) and show the receipt."""
+        c = self.c
+        if not session:
+            return {c.save_status: page.status("Analyse a clip first, then correct it.")}
+        if not emotion:
+            return {c.save_status: page.status("Choose the emotion it really shows (or none of these) first.")}
+        try:
+            record = stresslab.correction_record(
+                session["result"], None if emotion == NONE_OF_THESE else emotion,
+                stress_rating=int(rating) if rating else None, note=note or "", keep_media=bool(keep),
+                share=bool(share), media_path=session["media"] if keep else None, app_version=stresslab.__version__)
+            previous = session.get("record")
+            if previous:
+                record = self.store.replace(previous, record, media_path=session["media"] if keep else None)
+            else:
+                record = self.store.add(record, media_path=session["media"] if keep else None)
+        except Exception as e:  # one line for the visitor; the details (scrubbed of the upload's path) in the log
+            log.warning("correction not saved: %s", self.scrub(f"{type(e).__name__}: {e}", session["media"]))
+            return {c.save_status: page.status(self.save_failure(e), "Not saved:")}
+        if self.sync is not None:
+            self.sync.nudge()
+        receipts = [*[r for r in receipts if r != record.id], record.id]
+        kept = "with your clip" if record.media else "without any clip"
+        shared = ", to be shared publicly" if record.consent_share else ""
+        verb = "Updated" if previous else "Saved"
+        return {c.save_status: page.status(f"{verb}, {kept}{shared}. Keep the receipt: with it you can erase this "
+                                           "correction at any time (below)."),
+                c.receipt: gr.update(value=record.id, visible=True), c.receipts: receipts,
+                c.receipt_list: page.receipts(receipts), c.session: {**session, "record": record.id}}
+
+    @staticmethod
+    def save_failure(e: Exception) -> str:
+        """Why a save failed, in one line with no path or errno."""
+        if isinstance(e, OSError):
+            import errno
+
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                return "the server's disk is full. Please try again later."
+            return "the server could not write it. Please try again later."
+        if isinstance(e, ValueError):
+            return " ".join(str(e).split()).split(" (")[0]
+        return "something went wrong on the server. Please try again later."
+
+    @staticmethod
+    def scrub(text: str, media: str | None) -> str:
+        if media:
+            text = text.replace(str(Path(media).parent), "<upload>").replace(Path(media).name, "<file>")
+        return text
+
+    def erase(self, typed: str | None, receipts: list[str]) -> dict:
+        """Erase a saved correction (and its clip) by its receipt, typed in any letter case."""
+        c = self.c
+        try:
+            rid = (typed or "").strip().strip("`").strip().lower()  # a receipt in any letter case
+            record = self.store.get(rid)
+            done = self.store.erase(rid)
+        except ValueError:
+            return {c.erase_status: page.status("That is not a receipt: a receipt has 32 characters, digits and the "
+                                                "letters a to f.")}
+        except OSError as e:
+            log.warning("erase failed: %s", type(e).__name__)
+            return {c.erase_status: page.status("the server could not erase it. Please try again later.",
+                                                "Not erased:")}
+        if done and self.sync is not None:
+            self.sync.nudge()
+        if not done:
+            message = "No correction with that receipt (already erased?)."
+        elif record is not None and record.media:
+            message = "Erased the correction and the clip kept with it."
+        else:
+            message = "Erased the correction (no clip had been kept with it)."
+        receipts = [r for r in receipts if r != rid]
+        return {c.erase_status: page.status(message), c.receipts: receipts, c.receipt_list: page.receipts(receipts)}
+
+    # --- API and sessions ---------------------------------------------------------------------------------------
+    def analyze_api(self, media: str | None, text: str | None, request: gr.Request) -> dict:
+        """/analyze: a media file (or none) and typed words -> the analysis JSON (no path or file name in it)."""
+        self.files.add(request.session_hash if request else None, media)
+        try:
+            return self.public(self.analyzer.analyze(media or None, text=text or None).to_dict(private=True))
+        except Exception as e:
+            raise gr.Error(self.message(e, media), print_exception=False) from None
+        finally:
+            if request is not None:  # an API call's upload is needed only for this call
+                self.files.end(request.session_hash)
+
+    def analyze_text_api(self, text: str) -> dict:
+        """/analyze_text: words only -> the analysis JSON."""
+        try:
+            return self.public(self.analyzer.analyze(None, text=text or None).to_dict(private=True))
+        except Exception as e:
+            raise gr.Error(self.message(e, None), print_exception=False) from None
+
+    def end_session(self, request: gr.Request) -> None:
+        """The visitor's page closed: delete their uploads and face images."""
+        sid = request.session_hash
+        n = self.files.end(sid)
+        with self._lock:
+            self.loaded.pop(sid, None)
+        log.info("a session ended: %d files deleted", n)
+
+    def state_expired(self, session: dict | None) -> None:
+        """gr.State's delete_callback: the session's state expired (or the session ended)."""
+        if session and session.get("id"):
+            self.files.end(session["id"])
+
+    # --- the page -----------------------------------------------------------------------------------------------
+    def _on_media(self, which: str):
+        def changed(value: str | None, request: gr.Request) -> dict:
+            return self.media_changed(which, value, request)
+        return changed
+
+    def _on_pick(self, paths: list[Path]):
+        def picked(index: int, request: gr.Request) -> dict:
+            return self.pick_example(paths[index], request)
+        return picked
+
+    def build(self) -> gr.Blocks:
+        """The page (ui/layout.py) and its events."""
+        demo, c = layout(self)
+        self.c = c
+        private = {"api_visibility": "private"}
+        with demo:
+            for which, comp in c.media.items():
+                comp.change(self._on_media(which), comp, [*c.media.values(), c.loaded, c.stale, c.results],
+                            queue=False, **private)
+            for picker, paths in c.pickers:
+                picker.click(self._on_pick(paths), picker, [*c.media.values(), c.loaded, c.tabs, c.stale, c.results],
+                             queue=False, **private)
+            c.text.input(lambda: self._stale("the words changed"), None, [c.stale, c.results], queue=False, **private)
+            results = [c.headline, c.fused, c.gauge, c.explanation, c.table, c.per_modality, c.weights, c.ablation,
+                       c.timeline, c.diagram, c.words, c.raw, c.gallery, c.session, c.status, c.stale, c.results,
+                       c.correction, c.emotion, c.rating, c.note, c.keep, c.share, c.save_status, c.receipt,
+                       *c.toggles.values()]
+            inputs = [*c.media.values(), c.text, c.loaded, c.session]
+            for trigger in (c.button.click, c.text.submit):
+                trigger(self.starting, None, [c.status, c.stale, c.results], queue=False, **private).then(
+                    self.analyse, inputs, results, concurrency_id="analysis", concurrency_limit=c.concurrency,
+                    **private)
+            for t in c.toggles.values():
+                t.input(self.fuse_again, [*c.toggles.values(), c.session], results, trigger_mode="always_last",
+                        **private)
+            c.all_on.click(self.all_on, c.session, results, **private)
+            saved = [c.save_status, c.receipt, c.receipts, c.receipt_list, c.session]
+            c.save.click(self.save, [c.session, c.emotion, c.rating, c.note, c.keep, c.share, c.receipts], saved,
+                         **private)
+            for trigger in (c.erase_button.click, c.erase_id.submit):
+                trigger(self.erase, [c.erase_id, c.receipts], [c.erase_status, c.receipts, c.receipt_list], **private)
+            c.teaching.expand(self.teaching_html, None, c.mistakes, **private)
+            demo.unload(self.end_session)
+            # API-only endpoints: gradio_client.Client(url).predict(..., api_name="/analyze")
+            c.api_button.click(self.analyze_api, [c.api_media, c.api_text], c.api_out, api_name="analyze",
+                               concurrency_id="analysis")
+            gr.api(self.analyze_text_api, api_name="analyze_text", concurrency_id="analysis")
+        return demo
 
 
-def start_sync(store: stresslab.FeedbackStore) -> stresslab.HubSync | None:
-    """Background Hub sync of corrections when HF_TOKEN and STRESSLAB_FEEDBACK_REPO are set; never blocks start-up."""
+def main() -> None:
+    """Load the model (once), empty the upload folder, build the page and serve it until stopped."""
+    logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s: %(message)s", level=logging.INFO)
+    folder = retention.cache_folder()
+    os.environ["GRADIO_TEMP_DIR"] = str(folder)  # Gradio's upload folder: this app's own, so it may be emptied
+    folder.mkdir(parents=True, exist_ok=True)
+    log.info("upload folder: %d leftovers deleted", retention.sweep(folder))
+    retention.delete_on_shutdown(folder)
+    stresslab.configure_threads()
+    analyzer = stresslab.Analyzer(os.environ.get("STRESSLAB_MODEL") or None)
+    log.info("model %s loaded and warmed up in %.1f s", analyzer.config.name, analyzer.warm_up())
+    store = stresslab.FeedbackStore.open(Path(os.environ.get("STRESSLAB_FEEDBACK_DIR") or ROOT / "feedback_store"))
     try:
-        return stresslab.HubSync.from_env(store)
+        sync = stresslab.HubSync.from_env(store)
     except Exception as e:  # a sync that cannot start must not take the app down: corrections stay local
         log.warning("corrections stay local, Hub sync did not start: %s", type(e).__name__)
-        return None
-
-
-stresslab.configure_threads()
-MODEL = stresslab.load_model()
-log.info("model %s (%s) loaded and warmed up in %.1f s", MODEL.config.name, MODEL.source, warm_up(MODEL))
-CARD_URL, CARD_FILE = model_card_link(MODEL)
-STORE = stresslab.FeedbackStore(FEEDBACK_DIR)
-SYNC = start_sync(STORE)
-
-NOTICE = f"""
-**What this measures, and what not.** The emotion a face, a voice and words *express*, as learned from **acted**
-recordings (actors performing six emotions), not what anyone feels inside. Stress is derived from those emotions
-by a fixed rule, not measured. It is often wrong: on unacted speech, other languages and accents, faces turned
-away, poor light, and for groups little present in the training data. Read the [model card]({CARD_URL}) for its
-data, accuracy and limits.
-**Do not use it to judge, screen or monitor people.** Inferring emotions at work or in education is prohibited in
-the EU (AI Act, art. 5(1)(f)); it must not decide anything about anyone (hiring, grading, policing, health).
-"""
-
-
-# --- handlers -----------------------------------------------------------------------------------------------------
-def _views(result: dict, frames: np.ndarray | None = None, times: np.ndarray | None = None,
-           faces: bool = True) -> list:
-    """The value of every result component for one analysis dict (the face gallery only when `faces`)."""
-    words = result["transcript"]
-    transcript = f"**Words** ({words['source']}): {words['text']}" if words["text"] else "**Words:** none"
-    gallery = plots.face_frames(frames, times, result["faces"]) if faces else gr.skip()
-    return [plots.headline(result), plots.fused_bar(result), plots.stress_gauge(result), plots.explanation(result),
-            plots.modality_table(result), plots.modalities_bar(result), plots.weights_bar(result),
-            plots.ablation_bar(result), plots.timeline(result), gallery, transcript, result]
-
-
-def _skip(n: int) -> list:
-    """n "leave it as it is" updates (distinct objects: Gradio consumes an update dict when it applies it)."""
-    return [gr.skip() for _ in range(n)]
-
-
-def _cleared_views() -> list:
-    return ["", None, None, "", None, None, None, None, None, [], "", None]
-
-
-def analyze_clip(video: str | None, audio: str | None, image: str | None, text: str | None, picked: str | None,
-                 progress: gr.Progress = gr.Progress()) -> list:  # noqa: B008 (Gradio's way to ask for progress)
-    """Decode the clip, run the towers once (kept in the session for the toggles), fuse, and show every view.
-    `picked`: the bundled example last clicked; the player shows Gradio's mp4 copy of it, the original is analysed."""
-    if video and picked and Path(video).stem == Path(picked).stem:
-        video = picked
-    media = video or audio or image or None
+        sync = None
+    app = App(analyzer, store, sync)
+    demo = app.build()
+    demo.queue(default_concurrency_limit=2, max_size=int(os.environ.get("STRESSLAB_QUEUE", 32)))
     try:
-        progress(0.05, desc="decoding the clip")
-        t0 = time.perf_counter()
-        clip = stresslab.load_clip(media, text=text or None)
-        decoded = time.perf_counter() - t0
-        progress(0.2, desc="finding the face, listening to the voice, reading the words")
-        encoded = stresslab.encode(clip, MODEL)
-        encoded.timings = {"decode": decoded, **encoded.timings}
-        progress(0.9, desc="fusing")
-        analysis = stresslab.fuse(MODEL, encoded)
-        analysis.timings["total"] = round(time.perf_counter() - t0, 5)
-        result = analysis.to_dict()
-    except Exception as e:
-        message = _message(e)
-        gr.Warning(message)
-        no = [gr.update(value=True, interactive=True) for _ in stresslab.MODALITIES]  # new dicts: Gradio pops keys
-        return [*_cleared_views(), None, *no, f"**Could not analyse:** {message}", gr.update(visible=False),
-                *_skip(6)]
-    session = {"encoded": encoded, "media": media, "result": result}
-    present = [bool(encoded.present[0, j]) for j in range(len(stresslab.MODALITIES))]
-    toggles = [gr.update(value=p, interactive=p) for p in present]  # a missing modality cannot be switched on
-    what = f"{Path(media).name} ({clip.kind}, {clip.duration:.1f} s)" if media else "the typed words"
-    status = (f"analysed {what} in {result['timings']['total']:.1f} s. Switch a modality off to see its effect, "
-              "or correct the answer below.")
-    correction = [gr.update(visible=True), result["emotion"], None, "", False, False, ""]
-    return [*_views(result, clip.frames, clip.frame_times), session, *toggles, status, *correction]
+        demo.launch(server_port=int(os.environ.get("GRADIO_SERVER_PORT", 7860)), show_error=False, ssr_mode=False,
+                    max_file_size=stresslab.ClipLimits().max_bytes, theme=page.theme(), css=page.CSS, js=page.JS,
+                    prevent_thread_lock=True)
+        app._teaching.start()
+        demo.block_thread()
+    finally:
+        retention.sweep(folder)
 
-
-def fuse_again(video_on: bool, audio_on: bool, text_on: bool, session: dict | None) -> list:
-    """Rerun the fusion only, with the unticked modalities switched off: no decoding, no towers."""
-    if not session:
-        return [*_skip(13), "analyse a clip first", *_skip(3)]
-    enabled = {"video": video_on, "audio": audio_on, "text": text_on}
-    try:
-        result = stresslab.fuse(MODEL, session["encoded"], enabled=enabled).to_dict()
-    except Exception as e:
-        message = _message(e)
-        gr.Warning(message)
-        shown = session["result"]["modalities"]  # put the boxes back as they were for the answer shown
-        return [*_skip(13), f"**Not fused again:** {message}", *[shown[m]["enabled"] and shown[m]["present"]
-                                                                 for m in stresslab.MODALITIES]]
-    off = [plots.MODALITY_NAMES[m] for m, on in enabled.items() if not on and result["modalities"][m]["present"]]
-    status = f"fused again without the {' and the '.join(off)}" if off else "fused again with every modality"
-    return [*_views(result, faces=False), {**session, "result": result}, status, *_skip(3)]
-
-
-def _message(e: Exception) -> str:
-    """A clear one-line message for the page; unexpected errors are logged with their trace, never shown."""
-    if isinstance(e, stresslab.ClipError):
-        return str(e)
-    log.exception("analysis failed")
-    return f"the analysis failed unexpectedly ({type(e).__name__}); try another clip. The error was logged."
-
-
-def analyze_api(media: str | None, text: str | None) -> dict:
-    """The /analyze endpoint: a media file (or none) and typed words -> the analysis JSON (docs/result-schema.md)."""
-    try:
-        return stresslab.analyze(media or None, text=text or None, model=MODEL).to_dict()
-    except Exception as e:
-        raise gr.Error(_message(e), print_exception=False) from None
-
-
-def analyze_text_api(text: str) -> dict:
-    """The /analyze_text endpoint: words only -> the analysis JSON."""
-    return analyze_api(None, text)
-
-
-def save_correction(session: dict | None, emotion: str | None, rating: int | None, note: str | None,
-                    keep: bool, share: bool) -> str:
-    """Save the correction through the FeedbackStore and return the receipt (or why it was not saved)."""
-    if not session:
-        return "Analyse a clip first, then correct it."
-    if not emotion:
-        return "Choose the right emotion (or *none of these*) first."
-    media = session["media"] if keep else None
-    try:
-        record = STORE.add(
-            emotion=None if emotion == NONE_OF_THESE else emotion, stress_rating=int(rating) if rating else None,
-            note=(note or "").strip(), transcript=session["result"]["transcript"]["text"],
-            model_output=session["result"], consent_keep_media=bool(keep and media), consent_share=bool(share),
-            app_version=stresslab.__version__, model_version=str(session["result"]["model"]["version"]),
-            media_path=media)
-    except (ValueError, OSError) as e:
-        log.warning("correction not saved: %s", e)
-        return f"**Not saved:** {e}"
-    if SYNC is not None:
-        SYNC.nudge()
-    kept = "with your clip" if record.media else "without any clip"
-    return (f"Saved, {kept}{' (may be shared publicly)' if record.consent_share else ''}. Your receipt: "
-            f"`{record.id}`. Keep it: with it you can erase this correction at any time (below).")
-
-
-def erase_correction(receipt: str | None) -> str:
-    """Erase a saved correction (and its clip) by its receipt id."""
-    try:
-        done = STORE.erase((receipt or "").strip().strip("`"))
-    except ValueError as e:
-        return str(e)
-    if done and SYNC is not None:
-        SYNC.nudge()
-    return "Erased, with its clip." if done else "No correction with that receipt (already erased?)."
-
-
-def _only_one_media(value: str | None) -> list:
-    """A new clip in one input clears the others, so it is clear which one is analysed."""
-    return [gr.skip(), gr.skip()] if value is None else [None, None]
-
-
-# --- layout -------------------------------------------------------------------------------------------------------
-def _example_name(path: Path) -> str:
-    """'anger · actor 1001' for a CREMA-D file name (ACTOR_SENTENCE_EMOTION_LEVEL), else the file name."""
-    parts = path.stem.split("_")
-    return f"{CREMAD[parts[2]]} · actor {parts[0]}" if len(parts) > 2 and parts[2] in CREMAD else path.name
-
-
-def _examples(suffix: str, component: gr.components.Component, picked: gr.State, elem_id: str) -> None:
-    """Buttons that load a bundled CREMA-D clip into `component` and remember it in `picked`. (gr.Examples would
-    convert every flv to a browser-playable mp4 at start-up for its previews; this converts the one picked.)"""
-    paths = sorted(EXAMPLES.glob(f"*{suffix}"))
-    if not paths:
-        return
-    names = [_example_name(p) for p in paths]
-    label = f"CREMA-D examples ({'video' if suffix == '.flv' else 'voice only'}; ODbL, see data/examples)"
-    picker = gr.Dataset(components=["text"], samples=[[n] for n in names], type="index", label=label,
-                        samples_per_page=6, elem_id=elem_id)
-    picker.click(lambda i: (str(paths[i]), str(paths[i])), picker, [component, picked], api_visibility="private")
-
-
-def build() -> gr.Blocks:
-    """The page: inputs on the left, the answer and its reasons on the right, corrections below."""
-    # delete_cache: uploads and recordings (people's faces and voices) leave Gradio's cache after an hour
-    with gr.Blocks(title="StressLab", analytics_enabled=False, delete_cache=(1800, 3600)) as demo:
-        session = gr.State(None)
-        picked = gr.State(None)  # the bundled example last clicked
-        gr.Markdown("# StressLab\nWhich emotion a clip shows, how stressed the person seems, and **why**.")
-        gr.Markdown(NOTICE, elem_id="notice")
-        with gr.Row():
-            with gr.Column(scale=1, min_width=320):
-                with gr.Tab("Video", elem_id="tab-video"):
-                    video = gr.Video(sources=["upload", "webcam"], include_audio=True, elem_id="upload-video",
-                                     label=f"a video with sound, up to {LIMITS.max_seconds:.0f} s: upload one or "
-                                     "record with the webcam")
-                    _examples(".flv", video, picked, "examples-video")
-                with gr.Tab("Audio", elem_id="tab-audio"):
-                    audio = gr.Audio(sources=["microphone", "upload"], type="filepath", elem_id="upload-audio",
-                                     label=f"a voice, up to {LIMITS.max_seconds:.0f} s: record or upload")
-                    _examples(".mp3", audio, picked, "examples-audio")
-                with gr.Tab("Face image", elem_id="tab-image"):
-                    image = gr.Image(type="filepath", label="a photo of a face", elem_id="upload-image")
-                text = gr.Textbox(label="words (optional; typed words replace any transcript)", lines=2,
-                                  elem_id="text-input", placeholder="e.g. I can't believe you did that")
-                button = gr.Button("Analyse", variant="primary", elem_id="analyze-btn")
-                status = gr.Markdown("Give a clip, or type a sentence, and press **Analyse**.", elem_id="status")
-            with gr.Column(scale=2):
-                headline = gr.Markdown(elem_id="headline")
-                with gr.Row():
-                    fused = gr.Plot(elem_id="fused-plot", show_label=False, min_width=320)
-                    gauge = gr.Plot(elem_id="stress-gauge", show_label=False, min_width=320)
-                explanation = gr.Markdown(elem_id="explanation")
-                table = gr.Dataframe(headers=["modality", "its own answer", "attention", "status"], wrap=True,
-                                     column_widths=["20%", "20%", "12%", "48%"], elem_id="modality-table",
-                                     interactive=False, label="each modality on its own")
-                gr.Markdown("**Switch a modality off** to see how the answer changes (reruns the fusion only):")
-                with gr.Row():
-                    toggles = [gr.Checkbox(True, label=f"use the {plots.MODALITY_NAMES[m]}", elem_id=f"toggle-{m}")
-                               for m in stresslab.MODALITIES]
-                per_modality = gr.Plot(elem_id="modalities-plot", show_label=False)
-                with gr.Row():
-                    weights = gr.Plot(elem_id="attention-plot", show_label=False, min_width=320)
-                    ablation = gr.Plot(elem_id="ablation-plot", show_label=False, min_width=320)
-                timeline = gr.Plot(elem_id="timeline-plot", show_label=False)
-                faces = gr.Gallery(label="the face the video branch saw (box drawn)", columns=4, height="auto",
-                                   elem_id="faces-gallery", allow_preview=True)
-                transcript = gr.Markdown(elem_id="transcript")
-                with gr.Accordion("the result as JSON (the API's answer)", open=False):
-                    raw = gr.JSON(elem_id="raw-json")
-        with gr.Group(visible=False, elem_id="correction-panel") as correction_panel:
-            gr.Markdown("### Was it wrong? Correct it\nYour correction helps build a real, non-acted data set. "
-                        "Only the labels and the answer shown above are kept unless you tick *keep my clip*.",
-                        padding=True)
-            with gr.Row():
-                emotion = gr.Dropdown([*stresslab.EMOTIONS, NONE_OF_THESE], label="the emotion it really shows",
-                                      elem_id="correct-emotion")
-                rating = gr.Radio(RATINGS, label="stress shown, 1 (calm) to 5 (very stressed)", value=None,
-                                  elem_id="correct-stress")
-            note = gr.Textbox(label="note (optional)", elem_id="correct-note")
-            with gr.Row():
-                keep = gr.Checkbox(False, label="keep my clip (the video or audio file) with this correction",
-                                   elem_id="consent-keep")
-                share = gr.Checkbox(False, label="share it publicly (in an open data set for research)",
-                                    elem_id="consent-share")
-            save = gr.Button("Save correction", elem_id="save-correction")
-            receipt = gr.Markdown(elem_id="receipt", padding=True)
-        with gr.Accordion("Erase a saved correction", open=False, elem_id="erase-panel"):
-            with gr.Row():
-                erase_id = gr.Textbox(label="receipt", placeholder="the 32-character receipt", elem_id="erase-id")
-                erase = gr.Button("Erase", elem_id="erase-btn")
-            erased = gr.Markdown(elem_id="erase-status")
-        with gr.Accordion("Model card", open=False, elem_id="model-card"):
-            gr.Markdown(_card_text())
-
-        views = [headline, fused, gauge, explanation, table, per_modality, weights, ablation, timeline, faces,
-                 transcript, raw]
-        corrections = [correction_panel, emotion, rating, note, keep, share, receipt]
-        media = [video, audio, image]
-        for comp in media:
-            comp.change(_only_one_media, comp, [c for c in media if c is not comp], queue=False,
-                        api_visibility="private")
-        button.click(analyze_clip, [*media, text, picked], [*views, session, *toggles, status, *corrections],
-                     concurrency_id="analysis", concurrency_limit=CONCURRENCY, api_visibility="private")
-        text.submit(analyze_clip, [*media, text, picked], [*views, session, *toggles, status, *corrections],
-                    concurrency_id="analysis", api_visibility="private")
-        for t in toggles:
-            t.input(fuse_again, [*toggles, session], [*views, session, status, *toggles], trigger_mode="always_last",
-                    api_visibility="private")
-        save.click(save_correction, [session, emotion, rating, note, keep, share], receipt, api_visibility="private")
-        erase.click(erase_correction, erase_id, erased, api_visibility="private")
-
-        # API-only endpoints (no visible component): gradio_client.Client(url).predict(..., api_name="/analyze")
-        api_media = gr.File(label="media", visible=False)
-        api_text, api_out = gr.Textbox(label="text", visible=False), gr.JSON(label="analysis", visible=False)
-        gr.Button(visible=False).click(analyze_api, [api_media, api_text], api_out, api_name="analyze",
-                                       concurrency_id="analysis")
-        gr.api(analyze_text_api, api_name="analyze_text", concurrency_id="analysis")
-    return demo
-
-
-def _card_text() -> str:
-    """The model card's text without its YAML front matter (or where to find it)."""
-    if CARD_FILE is None:
-        return f"The model card is at {CARD_URL}."
-    text = CARD_FILE.read_text(encoding="utf-8")
-    if text.startswith("---"):
-        text = text.split("---", 2)[-1]
-    return text
-
-
-demo = build()
-demo.queue(default_concurrency_limit=2, max_size=32)
 
 if __name__ == "__main__":
-    demo.launch(server_port=int(os.environ.get("GRADIO_SERVER_PORT", 7860)), show_error=False, ssr_mode=False,
-                max_file_size=LIMITS.max_bytes, allowed_paths=[str(CARD_FILE)] if CARD_FILE else None)
+    main()

@@ -23,7 +23,9 @@ _EXPORTS = {
     "MODALITIES": "fusion",
     "EMOTIONS": "labels", "stress_from_probs": "labels", "stress_level": "labels",
     "ModelConfig": "model", "StressModel": "model", "load_model": "model",
+    "Workspace": "collections.workspace",
     "CorrectionRecord": "corrections.store", "FeedbackStore": "corrections.store", "HubSync": "corrections.hub_sync",
+    "correction_record": "corrections.record",
 }
 __all__ = [*_EXPORTS, "__version__"]
 

@@ -27,9 +27,11 @@ class AppServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.store = store
+        self.uploads = store.parent / f"uploads-{self.port}"  # the app's upload folder (GRADIO_TEMP_DIR)
         self.log_path = store.parent / f"app-{self.port}.log"
         env = {**os.environ, "STRESSLAB_MODEL": str(model_dir), "STRESSLAB_FEEDBACK_DIR": str(store),
-               "GRADIO_SERVER_PORT": str(self.port), "GRADIO_SERVER_NAME": "127.0.0.1", "STRESSLAB_THREADS": "1",
+               "GRADIO_SERVER_PORT": str(self.port), "GRADIO_TEMP_DIR": str(self.uploads),
+               "GRADIO_SERVER_NAME": "127.0.0.1", "STRESSLAB_THREADS": "1",
                "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
         for name in ("HF_TOKEN", "STRESSLAB_FEEDBACK_REPO", "STRESSLAB_FEEDBACK_PUBLIC_REPO", "STRESSLAB_WHISPER"):
             env.pop(name, None)
@@ -60,7 +62,7 @@ class AppServer:
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
-        """Terminate the app (kill it after 20 s)."""
+        """Terminate the app with SIGTERM (kill it after 20 s)."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
