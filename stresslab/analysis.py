@@ -7,6 +7,7 @@ runs only the heads and the attention fusion: the answer, each modality's own an
 with one modality masked), the timeline and stress. The app keeps Encoded per session, so switching a modality off
 reruns fuse() alone. Analysis.to_dict() is the one JSON schema that the CLI, the app and the HTTP API share
 (docs/result-schema.md). The module-level analyze/encode/fuse are thin wrappers over a per-model Analyzer.
+The model runs behind a runtime Backend (torch or onnxruntime), so this module is numpy only.
 """
 
 from __future__ import annotations
@@ -20,13 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .clip import Clip, ClipError, load_clip
-from .fusion import MODALITIES
 from .inputs import TowerInputs, Window, embed, tower_inputs
-from .labels import stress_from_probs, stress_level, valence_arousal
-from .model import StressModel, load_model
+from .labels import MODALITIES, stress_from_probs, stress_level, valence_arousal
+from .runtime import Backend, load_backend
 from .towers.asr import Transcriber
 from .towers.video import FaceDetector
 
@@ -55,8 +54,8 @@ class Encoded:
     present: (1 + W, 3) bool in MODALITIES order; reasons[m]: why m is missing (None when present);
     faces: {"time", "box", "emotion", "confidence"} per frame whose face the video tower read."""
 
-    emb: dict[str, torch.Tensor]
-    present: torch.Tensor
+    emb: dict[str, np.ndarray]
+    present: np.ndarray
     windows: list[Window]
     reasons: dict[str, str | None]
     transcript: str | None = None
@@ -135,9 +134,26 @@ def plan_windows(duration: float, settings: AnalysisSettings) -> list[Window]:
     return [(round(s, 6), round(e, 6)) for s, e in bounds]
 
 
-def _probs(logits: torch.Tensor, names: list[str], temperature: float = 1.0) -> dict[str, float]:
-    p = torch.softmax(logits.float() / temperature, -1).tolist()
-    return {n: round(v, 5) for n, v in zip(names, p, strict=True)}
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """(..., K) logits -> probabilities over the last axis, after dividing by temperature."""
+    z = np.asarray(logits, np.float64) / temperature
+    z = np.exp(z - z.max(-1, keepdims=True))
+    return z / z.sum(-1, keepdims=True)
+
+
+def _probs(logits: np.ndarray, names: list[str], temperature: float = 1.0) -> dict[str, float]:
+    return {n: round(float(v), 5) for n, v in zip(names, softmax(logits, temperature), strict=True)}
+
+
+def as_backend(model: object = None, runtime: str | None = None) -> Backend:
+    """A Backend from a Backend, a torch StressModel, a folder / Hub id, or None (the bundled default)."""
+    if hasattr(model, "embed_frames") and hasattr(model, "predict"):
+        return model  # already a Backend
+    if hasattr(model, "state_dict"):  # a torch StressModel (training's class)
+        from .runtime.torch_backend import TorchBackend
+
+        return TorchBackend(model)
+    return load_backend(model, runtime)
 
 
 def _stress(probs: dict[str, float], learned: float | None) -> dict:
@@ -152,17 +168,18 @@ def _stress(probs: dict[str, float], learned: float | None) -> dict:
 class Analyzer:
     """Owns a model, its face detector, the speech recogniser and the settings; analyses clips.
 
-        analyzer = Analyzer()                       # the bundled default model (or a folder / Hub id / StressModel)
+        analyzer = Analyzer()                       # the bundled default (or a folder / Hub id / StressModel)
         result = analyzer.analyze("clip.mp4")       # -> Analysis
         encoded = analyzer.encode(clip)             # the towers, once
         no_voice = analyzer.fuse(encoded, enabled={"audio": False})   # fusion only
     """
 
-    def __init__(self, model: StressModel | str | Path | None = None, settings: AnalysisSettings | None = None,
-                 whisper: str | None = None):
-        self.model = model if isinstance(model, StressModel) else load_model(model)
+    def __init__(self, model: object = None, settings: AnalysisSettings | None = None, whisper: str | None = None,
+                 runtime: str | None = None):
+        self.backend = as_backend(model, runtime)  # runtime: "torch" | "onnx" | None (from the folder)
+        self.config = self.backend.config
         self.settings = settings or AnalysisSettings()
-        self.detector = FaceDetector(self.model.config.video)
+        self.detector = FaceDetector(self.config.video)
         self.whisper = whisper  # None: STRESSLAB_WHISPER
 
     @property
@@ -170,34 +187,31 @@ class Analyzer:
         return get_transcriber(self.whisper)
 
     def _temperature(self, key: str) -> float:
-        return float((getattr(self.model.config, "temperatures", None) or {}).get(key, 1.0))
+        return float((getattr(self.config, "temperatures", None) or {}).get(key, 1.0))
 
     def inputs(self, clip: Clip, windows: list[Window] | None = None) -> TowerInputs:
         """Clip -> TowerInputs through this analyzer's face detector and settings (the training path too)."""
         s = self.settings
-        return tower_inputs(clip, self.model.config, windows, self.detector, s.min_audio_seconds,
+        return tower_inputs(clip, self.config, windows, self.detector, s.min_audio_seconds,
                             s.frames_per_window)
 
-    @torch.inference_mode()
     def encode(self, clip: Clip) -> Encoded:
         """Run face finding, the towers and ASR once: Clip -> Encoded (see the class for shapes)."""
         windows = plan_windows(clip.duration, self.settings)
         inputs = self.inputs(clip, windows)
-        embedded = embed(inputs, self.model)
+        embedded = embed(inputs, self.backend)
         emb, present, reasons = embedded.emb, embedded.present, dict(inputs.reasons)
         timings = {**inputs.timings, **embedded.timings}
         faces = [dict(f) for f in inputs.faces]
         if embedded.frame_emb is not None:  # what the face branch says for each frame (teaching view)
-            per_frame = torch.softmax(self.model.heads["video"](embedded.frame_emb).float()
-                                      / self._temperature("video"), -1)
-            conf, idx = per_frame.max(-1)
-            for f, i, c in zip(faces, idx.tolist(), conf.tolist(), strict=True):
-                f["emotion"], f["confidence"] = self.model.config.emotions[i], round(c, 4)
+            per_frame = softmax(self.backend.head("video", embedded.frame_emb), self._temperature("video"))
+            for f, p in zip(faces, per_frame, strict=True):
+                f["emotion"], f["confidence"] = self.config.emotions[int(p.argmax())], round(float(p.max()), 4)
         segments: list[dict] = []
         transcript, source, reasons["text"] = self._transcript(clip, bool(present[0, 1]), timings, segments)
         if transcript:
             t = time.perf_counter()
-            emb["text"][:] = self.model.text([transcript])[0]
+            emb["text"][:] = self.backend.embed_text([transcript])[0]
             present[:, 2] = True
             timings["text"] = time.perf_counter() - t
         if not present[0].any():
@@ -226,19 +240,18 @@ class Analyzer:
         timings["asr"] = time.perf_counter() - t
         return (text, "whisper", None) if text else (None, None, "no words recognised in the speech")
 
-    @torch.inference_mode()
     def fuse(self, encoded: Encoded, enabled: dict[str, bool] | None = None) -> Analysis:
         """Heads + attention fusion only (no tower runs): Encoded -> Analysis. enabled switches modalities off."""
-        model, names = self.model, self.model.config.emotions
+        backend, names = self.backend, self.config.emotions
         timings = dict(encoded.timings)
-        on = torch.tensor([bool((enabled or {}).get(m, True)) for m in MODALITIES])
+        on = np.array([bool((enabled or {}).get(m, True)) for m in MODALITIES])
         mask = encoded.present & on
         if not mask[0].any():
             raise NothingToAnalyze("every available modality is switched off: switch one on")
         t = time.perf_counter()
         rows = [0] + ([w for w in range(1, len(encoded.windows) + 1) if mask[w].any()]
                       if len(encoded.windows) > 1 else [])
-        pred = model.predict({m: encoded.emb[m][rows] for m in MODALITIES}, mask[rows])
+        pred = backend.predict({m: encoded.emb[m][rows] for m in MODALITIES}, mask[rows])
         timings["fusion"] = time.perf_counter() - t
         t_fused = self._temperature("fused")
         probs = _probs(pred.fused_logits[0], names, t_fused)
@@ -259,10 +272,10 @@ class Analyzer:
         drop = [j for j in range(len(MODALITIES)) if mask[0, j]] if self.settings.ablations and mask[0].sum() > 1 \
             else []
         if drop:
-            abl_mask = mask[0].repeat(len(drop), 1)
+            abl_mask = np.repeat(mask[:1], len(drop), 0)
             for i, j in enumerate(drop):
                 abl_mask[i, j] = False
-            abl = model.predict({m: encoded.emb[m][:1].expand(len(drop), -1) for m in MODALITIES}, abl_mask)
+            abl = backend.predict({m: np.repeat(encoded.emb[m][:1], len(drop), 0) for m in MODALITIES}, abl_mask)
             for i, j in enumerate(drop):
                 p = _probs(abl.fused_logits[i], names, t_fused)
                 ablations[MODALITIES[j]] = {
@@ -284,10 +297,10 @@ class Analyzer:
                              "stress": _stress(p, float(pred.stress[k]) if pred.stress is not None else None)["score"],
                              "weights": {m: round(float(pred.weights[k, j]), 5) for j, m in enumerate(MODALITIES)}})
         timings["stress"] = time.perf_counter() - t
-        info = {"name": model.config.name, "version": model.config.version, "source": getattr(model, "source", None)}
+        info = {"name": self.config.name, "version": self.config.version, "source": backend.source, **backend.info}
         timings = {k: round(v, 5) for k, v in timings.items()}
         return Analysis(probs, modalities, ablations, stress, timeline, encoded, info, timings,
-                        float(getattr(model.config, "not_sure_below", 0.0) or 0.0))
+                        float(getattr(self.config, "not_sure_below", 0.0) or 0.0))
 
     def analyze(self, source: Clip | str | object, text: str | None = None,
                 enabled: dict[str, bool] | None = None) -> Analysis:
@@ -319,7 +332,7 @@ class Analyzer:
 
     def model_card(self) -> tuple[str | None, Path | None]:
         """Where the model's card can be read: (Hub URL or None, the local README.md or None)."""
-        source = str(getattr(self.model, "source", "") or "")
+        source = str(self.backend.source or "")
         local = Path(source) / "README.md" if source and Path(source).is_dir() else None
         if local is not None and local.is_file():
             return None, local.resolve()
@@ -329,8 +342,14 @@ class Analyzer:
 _ANALYZERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _analyzer(model: StressModel | str | None, settings: AnalysisSettings | None) -> Analyzer:
-    model = model if isinstance(model, StressModel) else load_model(model)
+@functools.lru_cache(maxsize=4)
+def _named_backend(name: str | None) -> Backend:
+    return load_backend(name)
+
+
+def _analyzer(model: object, settings: AnalysisSettings | None) -> Analyzer:
+    if model is None or isinstance(model, str | Path):
+        model = _named_backend(None if model is None else str(model))
     if model not in _ANALYZERS:
         _ANALYZERS[model] = Analyzer(model)
     base = _ANALYZERS[model]
@@ -341,18 +360,18 @@ def _analyzer(model: StressModel | str | None, settings: AnalysisSettings | None
     return other
 
 
-def encode(clip: Clip, model: StressModel, settings: AnalysisSettings | None = None) -> Encoded:
+def encode(clip: Clip, model: object, settings: AnalysisSettings | None = None) -> Encoded:
     """Analyzer(model, settings).encode(clip), with the model's detector reused."""
     return _analyzer(model, settings).encode(clip)
 
 
-def fuse(model: StressModel, encoded: Encoded, enabled: dict[str, bool] | None = None,
+def fuse(model: object, encoded: Encoded, enabled: dict[str, bool] | None = None,
          settings: AnalysisSettings | None = None) -> Analysis:
     """Analyzer(model, settings).fuse(encoded, enabled)."""
     return _analyzer(model, settings).fuse(encoded, enabled)
 
 
-def analyze(source: Clip | str | object, *, text: str | None = None, model: StressModel | str | None = None,
+def analyze(source: Clip | str | object, *, text: str | None = None, model: object = None,
             settings: AnalysisSettings | None = None, enabled: dict[str, bool] | None = None) -> Analysis:
     """Analyse a clip (a Clip, or anything load_clip accepts) with a model (default: the bundled one)."""
     return _analyzer(model, settings).analyze(source, text=text, enabled=enabled)

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-MODALITIES: tuple[str, ...] = ("video", "audio", "text")
+from .labels import MODALITIES
+
+__all__ = ["MODALITIES", "AttentionFusion", "FusionOutput"]
 
 
 @dataclass

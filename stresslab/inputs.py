@@ -2,7 +2,8 @@
 
 Analysis, evaluation and every training stage call tower_inputs(), so the model is trained on exactly what it sees
 at run time: the same face finder (tracking from frame to frame), the same crops, the same audio windows, the same
-silence decision, the same features. embed() then runs the video and audio towers over those inputs.
+silence decision, the same features. embed() then runs the video and audio towers over those inputs through a
+runtime Backend (torch or onnxruntime). Everything here is numpy.
 
 Windows are (start, end) seconds; row 0 of everything embedded is the whole clip, rows 1.. the windows.
 """
@@ -12,14 +13,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
-import torch
 
 from .clip import Clip
-from .fusion import MODALITIES
-from .model import ModelConfig, StressModel
+from .labels import MODALITIES
+from .runtime.base import Backend
 from .towers.audio import audio_features, is_silent, loudness_db
-from .towers.video import FaceDetector, face_crops
+from .towers.video import FaceDetector, VideoConfig, crop_face
 
 Window = tuple[float, float]
 
@@ -28,14 +29,14 @@ Window = tuple[float, float]
 class TowerInputs:
     """What the video and audio towers read for one clip.
 
-    crops: (N, C, S, S) float face crops in [-1, 1] (None: no face / no video); crop_times: (N,) seconds;
+    crops: (N, C, S, S) float32 face crops in [-1, 1] (None: no face / no video); crop_times: (N,) seconds;
     faces: {"time", "box": [x, y, w, h]} per crop; audio_feats: one (T, F) array per usable window, audio_rows: the
     window number (1..W) of each; audio_waves: those windows' (n,) 16 kHz samples (for a pretrained speech
     encoder); reasons[m]: why video/audio is missing, None when present.
     """
 
     windows: list[Window]
-    crops: torch.Tensor | None = None
+    crops: np.ndarray | None = None
     crop_times: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     faces: list[dict] = field(default_factory=list)
     audio_feats: list[np.ndarray] = field(default_factory=list)
@@ -60,10 +61,25 @@ def pick_frames(times: np.ndarray, windows: list[Window], per_window: int) -> np
     return np.array(sorted(set(chosen)), dtype=int)
 
 
-def tower_inputs(clip: Clip, config: ModelConfig, windows: list[Window] | None = None,
+def face_array(frames: np.ndarray, boxes: list, config: VideoConfig) -> tuple[np.ndarray, list[int]]:
+    """Crops of the frames that have a box: ((N, C, S, S) float32 in [-1, 1], indices of those frames)."""
+    crops, kept = [], []
+    for i, (frame, box) in enumerate(zip(frames, boxes, strict=True)):
+        if box is not None:
+            gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+            crops.append(crop_face(gray, box, config))
+            kept.append(i)
+    if not crops:
+        return np.zeros((0, config.channels, config.image_size, config.image_size), np.float32), []
+    x = (np.stack(crops).astype(np.float32) / 127.5 - 1.0)[:, None]
+    return np.ascontiguousarray(np.repeat(x, config.channels, 1) if config.channels != 1 else x), kept
+
+
+def tower_inputs(clip: Clip, config, windows: list[Window] | None = None,
                  detector: FaceDetector | None = None, min_audio_seconds: float = 0.3,
                  frames_per_window: int = 12) -> TowerInputs:
-    """Clip -> TowerInputs. windows None: the whole clip is one window. Reads the clip, never changes it."""
+    """Clip -> TowerInputs (config: a ModelConfig). windows None: the whole clip is one window. Reads the clip,
+    never changes it."""
     windows = windows or [(0.0, float(clip.duration))]
     out = TowerInputs(windows=list(windows))
     t = time.perf_counter()
@@ -85,7 +101,7 @@ def _video_inputs(clip, config, windows, detector, per_window, out: TowerInputs)
     previous = None
     for i in idx:
         boxes[i] = previous = detector.detect(clip.frames[i], near=previous)
-    crops, kept = face_crops(clip.frames, boxes, config.video)
+    crops, kept = face_array(clip.frames, boxes, config.video)
     out.faces = [{"time": round(float(times[i]), 3), "box": [int(v) for v in boxes[i]]} for i in kept]
     if not kept:
         return f"no face found in {len(idx)} sampled frame{'s' if len(idx) != 1 else ''}"
@@ -108,20 +124,20 @@ def _audio_inputs(clip, config, windows, min_seconds, out: TowerInputs) -> str |
     return None if out.audio_rows else "too short or silent"
 
 
-def pad_features(feats: list[np.ndarray], n_features: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A list of (T_i, F) arrays -> ((B, T_max, F) zero-padded batch, (B,) lengths)."""
-    lengths = torch.tensor([len(f) for f in feats])
-    batch = torch.zeros(len(feats), int(lengths.max()), n_features)
+def pad_features(feats: list[np.ndarray], n_features: int) -> tuple[np.ndarray, np.ndarray]:
+    """A list of (T_i, F) arrays -> ((B, T_max, F) float32 zero-padded batch, (B,) int64 lengths)."""
+    lengths = np.array([len(f) for f in feats], np.int64)
+    batch = np.zeros((len(feats), int(lengths.max()), n_features), np.float32)
     for i, f in enumerate(feats):
-        batch[i, : len(f)] = torch.from_numpy(f)
+        batch[i, : len(f)] = f
     return batch, lengths
 
 
-def pad_waves(waves: list[np.ndarray]) -> torch.Tensor:
-    """A list of (n_i,) arrays -> (B, n_max) zero-padded float batch."""
-    out = torch.zeros(len(waves), max(w.size for w in waves))
+def pad_waves(waves: list[np.ndarray]) -> np.ndarray:
+    """A list of (n_i,) arrays -> (B, n_max) float32 zero-padded batch."""
+    out = np.zeros((len(waves), max(w.size for w in waves)), np.float32)
     for i, w in enumerate(waves):
-        out[i, : w.size] = torch.from_numpy(np.asarray(w, np.float32))
+        out[i, : w.size] = w
     return out
 
 
@@ -130,35 +146,34 @@ class Embedded:
     """emb[m]: (1 + W, D) tower embeddings, row 0 the whole clip; present: (1 + W, 3) bool in MODALITIES order;
     frame_emb: (N, D) the video tower's embedding of each face crop (None without faces)."""
 
-    emb: dict[str, torch.Tensor]
-    present: torch.Tensor
-    frame_emb: torch.Tensor | None = None
+    emb: dict[str, np.ndarray]
+    present: np.ndarray
+    frame_emb: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)  # seconds: "video", "audio"
 
 
-@torch.inference_mode()
-def embed(inputs: TowerInputs, model: StressModel) -> Embedded:
+def embed(inputs: TowerInputs, backend: Backend) -> Embedded:
     """Run the video and audio towers over TowerInputs (text is embedded by the caller): -> Embedded."""
     windows = inputs.windows
-    n_rows, d = 1 + len(windows), model.config.embed_dim
-    emb = {m: torch.zeros(n_rows, d) for m in MODALITIES}
-    present = torch.zeros(n_rows, len(MODALITIES), dtype=torch.bool)
+    n_rows, d = 1 + len(windows), backend.config.embed_dim
+    emb = {m: np.zeros((n_rows, d), np.float32) for m in MODALITIES}
+    present = np.zeros((n_rows, len(MODALITIES)), bool)
     frame_emb, timings = None, {}
     t = time.perf_counter()
     if inputs.crops is not None:
-        frame_emb = model.video.embed_frames(inputs.crops)  # (N, D)
+        frame_emb = backend.embed_frames(inputs.crops)  # (N, D)
         emb["video"][0], present[0, 0] = frame_emb.mean(0), True
         for w, window in enumerate(windows, start=1):
             sel = _in_window(inputs.crop_times, window) if len(windows) > 1 else np.ones(len(frame_emb), bool)
             if sel.any():
-                emb["video"][w], present[w, 0] = frame_emb[torch.from_numpy(sel)].mean(0), True
+                emb["video"][w], present[w, 0] = frame_emb[sel].mean(0), True
         timings["video"] = time.perf_counter() - t
     t = time.perf_counter()
     if inputs.audio_rows:
-        batch, lengths = pad_features(inputs.audio_feats, model.config.audio.n_features)
-        wave = pad_waves(inputs.audio_waves) if model.audio.speech is not None else None
-        out = model.audio(batch, lengths, wave)  # (W', D)
-        weights = lengths.float() / lengths.sum()
+        batch, lengths = pad_features(inputs.audio_feats, backend.config.audio.n_features)
+        waves = pad_waves(inputs.audio_waves) if backend.uses_waveform else None
+        out = backend.embed_audio(batch, lengths, waves)  # (W', D)
+        weights = lengths / lengths.sum()
         emb["audio"][0], present[0, 1] = (out * weights[:, None]).sum(0), True
         for i, w in enumerate(inputs.audio_rows):
             emb["audio"][w], present[w, 1] = out[i], True

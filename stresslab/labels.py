@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 EMOTIONS: tuple[str, ...] = ("anger", "disgust", "fear", "happy", "neutral", "sad")
+MODALITIES: tuple[str, ...] = ("video", "audio", "text")  # the order of every per-modality array
 EMOTION_TO_ID: dict[str, int] = {name: i for i, name in enumerate(EMOTIONS)}
 
 # Each corpus' own label -> one of EMOTIONS. A label missing here has no counterpart and is dropped, never guessed.
@@ -35,6 +36,8 @@ CORPUS_LABELS: dict[str, dict[str, str]] = {
     # FER2013 class folders; surprise is dropped
     "fer2013": {"angry": "anger", "disgust": "disgust", "fear": "fear", "happy": "happy",
                 "neutral": "neutral", "sad": "sad"},
+    # RAVDESS file name field 3; 02 (calm) and 08 (surprised) are dropped
+    "ravdess": {"01": "neutral", "03": "happy", "04": "sad", "05": "anger", "06": "fear", "07": "disgust"},
 }
 
 # (valence, arousal) per emotion, each in [-1, 1].

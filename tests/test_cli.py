@@ -45,7 +45,7 @@ def test_single_json_and_text_only(tiny_model_dir):
     assert p.returncode == 0 and isinstance(json.loads(p.stdout), dict)
     p = run("analyze", "--text", "I hate waiting", "--json", "--model", str(tiny_model_dir))
     d = json.loads(p.stdout)
-    assert p.returncode == 0 and d["transcript"] == {"text": "I hate waiting", "source": "typed"}
+    assert p.returncode == 0 and d["transcript"] == {"text": "I hate waiting", "source": "typed", "segments": []}
 
 
 def test_readable_table(tiny_model_dir):

@@ -1,0 +1,63 @@
+"""How the model runs: a Backend (torch, or onnxruntime for an exported folder) behind one numpy interface, and
+the thread count, set once, deliberately (STRESSLAB_THREADS).
+
+Analysis, the CLI and the app speak only to a Backend (runtime/base.py), so they never import torch themselves:
+an exported folder analyses with onnxruntime alone. Training keeps the torch StressModel.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+from .base import Backend, Scores
+
+__all__ = ["Backend", "Scores", "configure_threads", "threads", "load_backend", "is_onnx_folder"]
+_THREADS: int | None = None
+
+
+def configure_threads(n: int | None = None) -> int:
+    """Set the compute threads to n (default: STRESSLAB_THREADS, else the cores, at most 4); returns n.
+    torch (when installed) is set at once; onnxruntime sessions read threads() when they are created."""
+    global _THREADS
+    n = n or int(os.environ.get("STRESSLAB_THREADS", min(4, os.cpu_count() or 1)))
+    if n < 1:
+        raise ValueError(f"STRESSLAB_THREADS must be a positive integer, got {n}")
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        torch.set_num_threads(n)
+    _THREADS = n
+    return n
+
+
+def threads() -> int:
+    """The thread count configure_threads set (or would set)."""
+    return _THREADS or int(os.environ.get("STRESSLAB_THREADS", min(4, os.cpu_count() or 1)))
+
+
+def is_onnx_folder(path: str | Path) -> bool:
+    """True for a folder written by `stresslab export` (it holds onnx/manifest.json)."""
+    return (Path(path) / "onnx" / "manifest.json").is_file()
+
+
+def load_backend(name: str | Path | None = None, runtime: str | None = None) -> Backend:
+    """The model at `name` (folder or Hub id; default: the bundled one) behind a Backend.
+
+    runtime: "torch", "onnx" or None (STRESSLAB_RUNTIME, else chosen from the folder: an exported folder runs on
+    onnxruntime, a torch checkpoint on torch)."""
+    from ..model import default_model_name  # torch-free: the name only
+
+    name = str(name) if name is not None else default_model_name()
+    runtime = runtime or os.environ.get("STRESSLAB_RUNTIME") or None
+    if runtime not in (None, "torch", "onnx"):
+        raise ValueError(f"runtime must be 'torch' or 'onnx', not {runtime!r}")
+    if runtime == "onnx" or (runtime is None and is_onnx_folder(name)):
+        from .onnx_backend import OnnxBackend
+
+        return OnnxBackend.load(name)
+    from ..model import load_model
+    from .torch_backend import TorchBackend
+
+    return TorchBackend(load_model(name))
