@@ -14,11 +14,13 @@ import textwrap
 import time
 from pathlib import Path
 
+import av
 import datasets
 import pytest
 from conftest import CREMAD
 from fake_hub import FakeHub
 
+from stresslab.clip import load_clip
 from stresslab.corrections import hub_sync
 from stresslab.corrections.hub_sync import HubSync
 from stresslab.corrections.store import CorrectionRecord, FeedbackStore
@@ -27,6 +29,7 @@ CLIP = CREMAD / "1002_DFA_ANG_XX.mp3"
 TOKEN = "hf_secret_token_for_tests_0123456789"
 WRITER = textwrap.dedent("""
     import os, sys, time
+    import stresslab.clip  # loaded before "ready": kills are meant to land in writes, not in imports
     from stresslab.corrections.store import FeedbackStore
     store, n, media, go = FeedbackStore(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
     print("ready", flush=True)
@@ -114,7 +117,14 @@ def test_load_dataset_whatever_record_comes_first(tmp_path):
                                                                                 / "clip.mp3")
     assert json.loads(view["model_output"][1])["x"] == 1.5
     decoded = store.to_dataset(decode=True)  # Audio/Video/Image where a decoder is importable, else paths
-    assert len(decoded) == 3
+    assert decoded.features["audio"] == datasets.Audio()  # torchcodec is installed here
+    assert decoded[0]["audio"] is None and decoded[2]["audio"] is None  # no kept clip
+    samples = decoded[1]["audio"].get_all_samples()  # the kept mp3, decoded by datasets' own decoder
+    with av.open(str(CLIP)) as container:
+        rate = container.streams.audio[0].rate
+    assert samples.sample_rate == rate and samples.data.shape[0] == 1
+    assert abs(samples.data.shape[1] / rate - load_clip(CLIP).duration) < 0.1
+    assert float(samples.data.abs().max()) > 0.05  # sound, not silence
 
 
 def test_fifty_concurrent_writer_processes(tmp_path):
@@ -132,8 +142,11 @@ def test_fifty_concurrent_writer_processes(tmp_path):
 
 
 def test_sigkill_at_random_points_leaves_no_half_record(tmp_path):
-    media = tmp_path / "big.wav"
-    media.write_bytes(os.urandom(2 << 20))  # 2 MB: kills land in media copies as well as in record writes
+    import numpy as np
+    import soundfile
+
+    media = tmp_path / "big.wav"  # 2 MB of 16-bit noise: kills land in media copies as well as in record writes
+    soundfile.write(media, np.random.default_rng(0).uniform(-0.5, 0.5, (2 << 20) // 2), 16000, subtype="PCM_16")
     rng, mid_write = random.Random(0), 0
     for _ in range(20):
         p = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path / "s"), "100000", str(media), "-"],
@@ -144,7 +157,7 @@ def test_sigkill_at_random_points_leaves_no_half_record(tmp_path):
         p.wait()
         store = FeedbackStore(tmp_path / "s")
         records = store.records()  # every record file parses: no half record
-        assert all(store.media_path(r).stat().st_size == 2 << 20 for r in records)  # and none without its media
+        assert all(store.media_path(r).stat().st_size == media.stat().st_size for r in records)  # none without media
         mid_write += bool(store.gc(min_age_s=0))  # a temp file, or media whose record was not written yet
     assert records and mid_write >= 3  # the kills did land inside writes
     assert len(load_records(store.root)) == len(records)

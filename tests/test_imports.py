@@ -34,8 +34,9 @@ ALLOWED = {
     "live": {"analysis", "clip", "inputs", "labels", "towers.audio", "towers.video"},  # live windows -> Analyzer
     "corrections": set(),
     "corrections.record": {"labels"},
-    "corrections.store": {"clip", "files", "corrections.record"},  # clip: probe() on a clip before keeping it
-    "corrections.hub_sync": {"files", "corrections.record", "corrections.store"},
+    "corrections.store": {"clip", "files", "corrections.dataset", "corrections.record"},  # clip: probe() a kept clip
+    "corrections.dataset": {"corrections.record", "corrections.store"},  # store: for type hints only
+    "corrections.hub_sync": {"files", "corrections.dataset", "corrections.record", "corrections.store"},
     "corrections.cli": {"__init__", "corrections.record", "corrections.store", "corrections.hub_sync", "files",
                         "labels"},
     "collections": set(),  # annotation collections (issue #16): model code only inside prelabel's functions

@@ -8,7 +8,8 @@
     stresslab corrections erase --store DIR ID
 
 Also `python -m stresslab.corrections.cli add ...` (no model is loaded either way). Errors exit with status 2 and
-one line `error: ...` on stderr.
+one line `error: ...` on stderr. Bad record files found while reading are moved to the store's quarantine/ and named
+in one line `warning: ...` on stderr; the good records are listed, exported and pushed as usual.
 """
 
 from __future__ import annotations
@@ -22,9 +23,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from ..files import printable
 from ..labels import EMOTIONS
+from . import store as store_module
 from .hub_sync import HubSync
-from .store import CorrectionRecord, FeedbackStore
+from .record import correction_record, receipt_id
+from .store import FeedbackStore
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,8 +40,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {printable(message)}", file=sys.stderr)
     return 2
+
+
+def _warn_problems(store: FeedbackStore) -> None:
+    if store.problems:
+        print(f"warning: {printable(store.problem_line())}", file=sys.stderr)
 
 
 def _existing(args: argparse.Namespace) -> FeedbackStore:
@@ -48,7 +57,7 @@ def _existing(args: argparse.Namespace) -> FeedbackStore:
 
 def cmd_add(args: argparse.Namespace) -> int:
     """Save a correction; prints its receipt id."""
-    output = {}
+    output = None
     if args.model_output:
         try:
             output = json.loads(Path(args.model_output).read_text(encoding="utf-8"))
@@ -60,20 +69,19 @@ def cmd_add(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.clip}: no such file")
     from .. import __version__
 
-    model = output.get("model")
-    record = CorrectionRecord(
-        emotion=None if args.emotion == "none" else args.emotion, stress_rating=args.stress, note=args.note or "",
-        transcript=args.text, model_output=output, consent_keep_media=args.keep_media, consent_share=args.share,
-        app_version=f"stresslab-cli {__version__}",
-        model_version=str(model.get("version", "")) if isinstance(model, dict) else "")
-    saved = FeedbackStore(args.store).add(record, media_path=args.clip if args.keep_media else None)
+    record = correction_record(output, args.emotion, stress_rating=args.stress, note=args.note or "",
+                               transcript=args.text, keep_media=args.keep_media, share=args.share,
+                               media_path=args.clip, app_version=f"stresslab-cli {__version__}")
+    saved = FeedbackStore(args.store).add(record, media_path=args.clip if record.consent_keep_media else None)
     print(saved.id)
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     """List the records, oldest first."""
-    records = _existing(args).records()
+    store = _existing(args)
+    records = store.records()
+    _warn_problems(store)
     if args.json:
         print(json.dumps([dataclasses.asdict(r) for r in records], indent=2, ensure_ascii=False))
         return 0
@@ -85,7 +93,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Copy records and media to a folder that datasets.load_dataset reads."""
-    out = _existing(args).export(args.out)
+    store = _existing(args)
+    out = store.export(args.out)
+    _warn_problems(store)
     print(f"exported to {out}; load with datasets.load_dataset('json', data_files='{out}/records/*.jsonl')")
     return 0
 
@@ -96,30 +106,35 @@ def cmd_push(args: argparse.Namespace) -> int:
     repo = args.repo or os.environ.get("STRESSLAB_FEEDBACK_REPO")
     if not token or not repo:
         return _fail("pushing needs HF_TOKEN in the environment and --repo (or STRESSLAB_FEEDBACK_REPO)")
-    sync = HubSync(_existing(args), repo, token, args.public_repo or os.environ.get("STRESSLAB_FEEDBACK_PUBLIC_REPO"),
+    store = _existing(args)
+    sync = HubSync(store, repo, token, args.public_repo or os.environ.get("STRESSLAB_FEEDBACK_PUBLIC_REPO"),
                    endpoint=os.environ.get("HF_ENDPOINT"))
     try:
         done = sync.push_once()
     except Exception as e:  # any Hub failure: the records stay in the store for the next push
         return _fail(f"push failed, records kept locally: {sync._clean(f'{type(e).__name__}: {e}')}".splitlines()[0])
+    finally:
+        _warn_problems(store)
     print(f"pushed {done['sent']} record(s), {done['erased']} erasure(s); {sync.status()['pending']} pending")
     return 0
 
 
 def cmd_erase(args: argparse.Namespace) -> int:
     """Erase a record and its media (the Hub copy at the next push)."""
-    if not _existing(args).erase(args.id):
-        return _fail(f"no record {args.id} in {args.store}")
-    print(f"erased {args.id}")
+    rid = receipt_id(args.id)
+    if not _existing(args).erase(rid):
+        return _fail(f"no record {rid} in {args.store}")
+    print(f"erased {rid}")
     return 0
 
 
 def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
+        logging.getLogger(store_module.__name__).setLevel(logging.ERROR)  # bad records: one `warning:` line instead
         try:
             return func(args)
         except (ValueError, OSError) as e:
-            return _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+            return _fail(str(e) or type(e).__name__)
 
     return run
 

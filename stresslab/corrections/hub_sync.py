@@ -9,9 +9,13 @@ holds per record id). A pass commits what the ledger lacks plus the erasures (on
 it in the ledger. The ledger says "in flight" (written durably) before each commit and is cleared after it; a pass
 that finds it in flight, or no ledger at all, first rebuilds it from the repo's file list, so a commit whose outcome
 is unknown (crash, timeout after the server applied it) is neither resent nor lost, and a failed deletion (a file
-already gone) cannot block the queue. Processes share the store: a file lock lets one push at a time; the others
-skip that pass. Errors (offline, HTTP errors, a Hub that hangs: requests time out) are kept in status() without the
-token and retried with exponential back-off.
+already gone) cannot block the queue. A record saved again in place (FeedbackStore.replace) leaves a marker
+sync/updated/<id>__<version>: each repo whose ledger holds another version gets the new files and loses the ones
+the record no longer names (a clip no longer kept), or all of them (share consent withdrawn: the public repo); the
+ledger notes the version, and the marker goes once every ledger has it (a later save's marker supersedes it).
+Processes share the store: a file lock lets one push at a time; the others skip that pass. Errors (offline, HTTP
+errors, a Hub that hangs: requests time out) are kept in status() without the token and retried with exponential
+back-off. (Over 300 lines: the ledger, one pass and the thread share the exactly-once rules above.)
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from ..files import write_atomic
-from .store import CorrectionRecord, FeedbackStore, dataset_card
+from .dataset import dataset_card
+from .record import CorrectionRecord
+from .store import FeedbackStore
 
 log = logging.getLogger(__name__)
 _TIMEOUT_LOCK = threading.Lock()
@@ -133,10 +139,22 @@ class HubSync:
         d = self.store.root / "sync" / "erased"
         return {p.name for p in d.iterdir()} if d.exists() else set()
 
+    def _updated(self) -> dict[str, str]:
+        """{record id: its latest version} for records saved again in place (markers id__version; versions sort
+        by time)."""
+        out: dict[str, str] = {}
+        for p in (self.store.root / "sync" / "updated").glob("*__*"):
+            i, version = p.name.split("__", 1)
+            out[i] = max(out.get(i, version), version)
+        return out
+
     def _due(self, repo: str, private: bool, ledger: dict | None, records: list[CorrectionRecord],
              erased: set[str]) -> tuple[list[CorrectionRecord], list[str]]:
-        held = ledger["files"] if ledger else {}
-        todo = [r for r in records if r.id not in held and r.id not in erased and (private or r.consent_share)]
+        """(records to send: new ones, and updated ones the repo holds an older version of; ids to delete)."""
+        held, versions, updated = (ledger or {}).get("files", {}), (ledger or {}).get("versions", {}), self._updated()
+        todo = [r for r in records if r.id not in erased and (
+            (r.id not in held and (private or r.consent_share))
+            or (r.id in held and r.id in updated and versions.get(r.id) != updated[r.id]))]
         return todo, sorted(i for i in erased if i in held)
 
     def pending(self) -> dict[str, tuple[list[CorrectionRecord], list[str]]]:
@@ -169,21 +187,25 @@ class HubSync:
                     todo, gone = todo[: self.batch], gone[: self.batch]
                     if not todo and not gone:
                         break
-                    ops, added, size = [], {}, 0
+                    ops, added, size, updated = [], {}, 0, self._updated()
                     for r in todo:
                         if size > self.max_commit_bytes:  # the rest go in the next commit
                             break
-                        try:
-                            ops.append(CommitOperationAdd(f"records/{r.id}.jsonl", self.store.record_path(r.id)
-                                                          .read_bytes()))
-                        except FileNotFoundError:  # erased since: nothing to send
-                            continue
-                        added[r.id] = [f"records/{r.id}.jsonl"]
-                        media = self.store.media_path(r)
-                        if media is not None and r.consent_keep_media:
-                            ops.append(CommitOperationAdd(f"media/{r.id}/{r.media}", str(media)))
-                            added[r.id].append(f"media/{r.id}/{r.media}")
-                            size += media.stat().st_size
+                        added[r.id] = []
+                        if private or r.consent_share:  # else an update withdrew share consent: only deletions
+                            try:
+                                ops.append(CommitOperationAdd(f"records/{r.id}.jsonl", self.store.record_path(r.id)
+                                                              .read_bytes()))
+                            except FileNotFoundError:  # erased since: nothing to send
+                                del added[r.id]
+                                continue
+                            added[r.id] = [f"records/{r.id}.jsonl"]
+                            media = self.store.media_path(r)
+                            if media is not None and r.consent_keep_media:
+                                ops.append(CommitOperationAdd(f"media/{r.id}/{r.media}", str(media)))
+                                added[r.id].append(f"media/{r.id}/{r.media}")
+                                size += media.stat().st_size
+                        ops += [CommitOperationDelete(f) for f in ledger["files"].get(r.id, []) if f not in added[r.id]]
                     if not added and not gone:  # every one erased meanwhile
                         continue
                     ops += [CommitOperationDelete(f) for i in gone for f in ledger["files"][i]]
@@ -193,7 +215,13 @@ class HubSync:
                     self._save(repo, ledger)
                     self.api.create_commit(repo, ops, repo_type="dataset",
                                            commit_message=f"{len(added)} correction(s), {len(gone)} erasure(s)")
-                    ledger["files"].update(added)
+                    for i, files in added.items():
+                        if files:
+                            ledger["files"][i] = files
+                        else:
+                            ledger["files"].pop(i, None)
+                        if i in updated:
+                            ledger.setdefault("versions", {})[i] = updated[i]
                     for i in gone:
                         ledger["files"].pop(i, None)
                     ledger.update(inflight=False, card=True)
@@ -201,7 +229,7 @@ class HubSync:
                     done["sent"] += len(added)
                     done["erased"] += len(gone)
                     log.info("pushed %d correction(s) and %d erasure(s) to %s", len(added), len(gone), repo)
-            self._forget_erasures()
+            self._forget_markers()
             self.last_success_utc = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         finally:
             lock.release()
@@ -214,14 +242,21 @@ class HubSync:
             raise PermissionError(f"{repo} is public: corrections go only to a private repo (make it private)")
         self._checked.add(repo)
 
-    def _forget_erasures(self) -> None:
-        """Drop an erasure marker once no ledger (of any repo this store ever pushed to) lists its record."""
+    def _forget_markers(self) -> None:
+        """Drop an erasure marker once no ledger (of any repo this store ever pushed to) lists its record, and an
+        update marker once every ledger that lists its record has that version (or the record is gone)."""
         ledgers = [json.loads(p.read_text()) for p in (self.store.root / "sync").glob("*.json")]
         if any(ledger.get("inflight") or not isinstance(ledger.get("files"), dict) for ledger in ledgers):
             return
         held = set().union(*(ledger["files"] for ledger in ledgers))
         for i in self._erased() - held:
             (self.store.root / "sync" / "erased" / i).unlink(missing_ok=True)
+        live, latest = {r.id for r in self.store.records()}, self._updated()
+        for p in (self.store.root / "sync" / "updated").glob("*__*"):
+            i, version = p.name.split("__", 1)
+            done = all(i not in ledger["files"] or ledger.get("versions", {}).get(i) == version for ledger in ledgers)
+            if version != latest.get(i) or i not in live or done:  # superseded, erased, or everywhere
+                p.unlink(missing_ok=True)
 
     # --- the background thread --------------------------------------------------------------------------------
     def start(self) -> None:

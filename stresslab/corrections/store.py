@@ -1,146 +1,80 @@
-"""Corrections: the record format (this module is its only writer) and the local store, the source of truth.
+"""The local correction store, the source of truth: durable writes, erasure by receipt, quarantine of bad files.
 
 Store layout (a folder; the same layout is the Hub dataset repo that hub_sync.py fills):
-  records/<id>.jsonl      one record, one JSON line
+  records/<id>.jsonl      one record, one JSON line (record.py: the format)
   media/<id>/clip.<ext>   the kept clip, only with consent_keep_media
   tmp/                    files being written; nothing else ever reads here
   sync/                   Hub sync state (hub_sync.py): ledgers, erasure markers
+  quarantine/             record files that are not valid records, moved aside (never deleted) when read
 Durability: every file is written in tmp/, fsynced, renamed into place with os.replace (atomic) and its folder
 fsynced, so records/ only ever holds whole records, and media lands before its record, so a record never points at
-missing media. Writers share no file (ids are uuid4), so any number of threads and processes can add at once.
-A crash can leave only tmp/ files and media without a record; gc() removes them.
+missing media. A write that fails (a full disk) removes the media it had written. Writers share no file (ids are
+uuid4), so any number of threads and processes can add at once. A crash can leave only tmp/ files and media
+without a record; gc() removes them, and FeedbackStore.open() runs it at start.
 
-One record a file makes the store crash-safe, but `datasets` infers the column types from the first file it reads
-and casts the others to them, so a null there (or a nested dict of another shape) breaks loading. Each line
-therefore keeps one type per field: "none" for no emotion, 0 for no stress rating, "" for no text or media, and
-model_output as a JSON string. CorrectionRecord speaks None; only the JSON line uses these encodings, so
+Reading never stops at a bad file: records() returns every valid record and moves any other file in records/ (not
+JSON, not UTF-8, not an object, an unknown emotion, media outside media/<id>/, a folder, a link) to quarantine/,
+logs one warning naming them, and lists them in `problems`. A kept clip is read only as a regular file inside the
+store, and only a regular file that decodes as media (clip.probe) is kept.
 `datasets.load_dataset("json", data_files="STORE/records/*.jsonl")` reads every saved record at any moment.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
-import re
+import logging
+import os
 import shutil
+import stat
 import time
-import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..files import MEDIA_KINDS, fsync_dir, write_atomic
-from ..labels import EMOTIONS
+from ..files import fsync_dir, media_kind, printable, shown, write_atomic
+from .record import ID, CorrectionRecord, kept_name, now_utc, receipt_id
 
-SCHEMA_VERSION = 2  # 1: nullable fields and model_output as an object (still read)
-_ID = re.compile(r"[0-9a-f]{32}")
-_MEDIA = re.compile(r"clip(\.[a-z0-9]{1,8})?")  # the kept file's name, in media/<id>/
-NO_EMOTION = "none"  # on disk: "none of these"
+__all__ = ["CorrectionRecord", "FeedbackStore", "Problem"]
 
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+log = logging.getLogger(__name__)
+MAX_RECORD_BYTES = 16 << 20  # a record is a few kB; anything this large is not one
 
 
-def _jsonable(o: Any) -> Any:
-    if hasattr(o, "tolist"):  # numpy scalars and arrays
-        return o.tolist()
-    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+@dataclass(frozen=True)
+class Problem:
+    """A file in records/ that is not a valid record: `id` is its name without .jsonl (the record id when it is
+    named like one), `reason` one line, `moved_to` where it now lies (None if it could not be moved)."""
 
-
-@dataclass
-class CorrectionRecord:
-    """One correction. emotion None: "none of these"; stress_rating 1 (calm) .. 5 (very stressed) or None;
-    media: the kept file's name in media/<id>/ (only with consent_keep_media), e.g. "clip.mp4", or None."""
-
-    emotion: str | None
-    stress_rating: int | None = None
-    note: str = ""
-    transcript: str | None = None
-    model_output: dict = field(default_factory=dict)
-    consent_keep_media: bool = False
-    consent_share: bool = False
-    media: str | None = None
-    media_kind: str | None = None
-    app_version: str = ""
-    model_version: str = ""
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    created_utc: str = field(default_factory=_now)
-    schema_version: int = SCHEMA_VERSION
-
-    def __post_init__(self) -> None:
-        self.transcript = self.transcript or None  # "" on disk
-        self.media, self.media_kind = self.media or None, self.media_kind or None
-        if self.emotion is not None and self.emotion not in EMOTIONS:
-            raise ValueError(f"emotion {self.emotion!r}: expected one of {', '.join(EMOTIONS)}, or None (none of them)")
-        r = self.stress_rating
-        if r is not None and (isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= 5):
-            raise ValueError(f"stress rating {r!r}: expected a whole number from 1 to 5, or None")
-        if not isinstance(self.consent_keep_media, bool) or not isinstance(self.consent_share, bool):
-            raise ValueError("consent_keep_media and consent_share: expected True or False")
-        if not isinstance(self.id, str) or not _ID.fullmatch(self.id):
-            raise ValueError(f"record id {self.id!r}: expected 32 lowercase hex digits (uuid4().hex)")
-        for name in ("note", "app_version", "model_version"):
-            if not isinstance(getattr(self, name), str):
-                raise ValueError(f"{name}: expected a string")
-        if self.transcript is not None and not isinstance(self.transcript, str):
-            raise ValueError("transcript: expected a string or None")
-        if not isinstance(self.model_output, dict):
-            raise ValueError("model_output: expected a dict (the analysis JSON as shown)")
-        try:
-            json.dumps(self.model_output, default=_jsonable)
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"model_output: expected JSON-serialisable values ({e})") from None
-        if self.media is not None:
-            if not isinstance(self.media, str) or not _MEDIA.fullmatch(self.media):
-                raise ValueError(f"media {self.media!r}: expected clip.<ext> (its name in media/<id>/), or None")
-            if not self.consent_keep_media:
-                raise ValueError("media is kept only with consent_keep_media")
-        if self.media_kind not in (None, "video", "audio", "image"):
-            raise ValueError(f"media_kind {self.media_kind!r}: expected video, audio, image or None")
-        try:
-            ok = isinstance(self.created_utc, str) and self.created_utc.endswith("Z")
-            ok = ok and datetime.fromisoformat(self.created_utc).tzinfo is not None
-        except ValueError:
-            ok = False
-        if not ok:
-            raise ValueError(f"created_utc {self.created_utc!r}: expected ISO 8601 UTC, e.g. 2025-01-31T12:00:00Z")
-        if isinstance(self.schema_version, bool) or not isinstance(self.schema_version, int):
-            raise ValueError("schema_version: expected an integer")
-
-    def to_json_line(self) -> str:
-        """The record as stored: one JSON line with one type per field (see the module docstring)."""
-        d = dataclasses.asdict(self)
-        d.update(emotion=self.emotion or NO_EMOTION, stress_rating=self.stress_rating or 0,
-                 transcript=self.transcript or "", media=self.media or "", media_kind=self.media_kind or "",
-                 model_output=json.dumps(self.model_output, default=_jsonable, ensure_ascii=False, sort_keys=True),
-                 schema_version=SCHEMA_VERSION)
-        return json.dumps(d, ensure_ascii=False, sort_keys=True) + "\n"
-
-    @classmethod
-    def from_dict(cls, d: dict) -> CorrectionRecord:
-        """A record from its stored JSON object (this schema or version 1); unknown keys are ignored."""
-        d = {k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(cls)}}
-        if d.get("emotion") == NO_EMOTION:
-            d["emotion"] = None
-        if d.get("stress_rating") == 0:
-            d["stress_rating"] = None
-        if isinstance(d.get("model_output"), str):
-            d["model_output"] = json.loads(d["model_output"] or "{}")
-        return cls(**d)
+    id: str
+    reason: str
+    moved_to: Path | None
 
 
 class FeedbackStore:
-    """The local correction store at `root` (created if missing). See the module docstring for the layout."""
+    """The local correction store at `root` (created if missing). See the module docstring for the layout.
+    A long-lived process (the app) opens it with FeedbackStore.open(root), which also cleans up after crashes."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root).absolute()
+        self.problems: list[Problem] = []  # bad record files this object found and quarantined
         missing = [self.root / sub for sub in ("records", "media", "tmp", "sync") if not (self.root / sub).is_dir()]
         for d in missing:
             d.mkdir(parents=True, exist_ok=True)
         if missing:
             fsync_dir(self.root)
+
+    @classmethod
+    def open(cls, root: str | Path, gc_age_s: float = 600.0) -> FeedbackStore:
+        """The store at root, ready for a long-lived process: runs gc(gc_age_s) (what crashes and full disks left)
+        and reads every record once, so bad files are quarantined and reported (`problems`, one log warning) now."""
+        store = cls(root)
+        removed = store.gc(min_age_s=gc_age_s)
+        if removed:
+            log.info("removed %d leftover(s) of interrupted writes from %s", removed, store.root)
+        store.records()
+        return store
 
     @classmethod
     def from_hub(cls, repo_id: str, local_dir: str | Path, token: str | None = None,
@@ -154,10 +88,10 @@ class FeedbackStore:
         store = cls(local_dir)
         for p in (store.root / "records").glob("*.jsonl"):  # an earlier snapshot's records, since erased
             if f"records/{p.name}" not in held:
-                p.unlink()
+                _remove(p)
         for d in (store.root / "media").iterdir():
             if not any(f.startswith(f"media/{d.name}/") for f in held):
-                shutil.rmtree(d, ignore_errors=True)
+                _remove(d)
         return store
 
     # --- writing ----------------------------------------------------------------------------------------------
@@ -165,44 +99,115 @@ class FeedbackStore:
             **fields: Any) -> CorrectionRecord:
         """Save a correction durably and return it (its id is the receipt): add(record) or add(emotion=..., ...).
 
-        The media file is copied into the store only with consent_keep_media, before the record is written."""
+        With consent_keep_media, media_path is copied into the store before the record is written: only a regular
+        file (not a link) with a media suffix that decodes as media (ValueError otherwise, and nothing is saved).
+        If writing fails (OSError, e.g. a full disk), the media written for it is removed again."""
         if record is not None and fields:
             raise TypeError("pass a CorrectionRecord or its fields, not both")
         record = CorrectionRecord(**fields) if record is None else record
-        kind_hint = record.media_kind  # for a file whose suffix says nothing
         record = dataclasses.replace(record, media=None, media_kind=None)  # set below when the media is kept
         dest = self.record_path(record.id)
         if dest.exists():
             raise ValueError(f"a record with id {record.id} already exists")
-        if media_path is not None and record.consent_keep_media:
-            src = Path(media_path)
-            if not src.is_file():
-                raise FileNotFoundError(f"media file {src} not found")
-            suffix = src.suffix.lower() if re.fullmatch(r"\.[a-z0-9]{1,8}", src.suffix.lower()) else ""
-            folder = self.root / "media" / record.id
-            folder.mkdir(exist_ok=True)
-            fsync_dir(folder.parent)
-            write_atomic(folder / f"clip{suffix}", self.root / "tmp", source=src)
-            record = dataclasses.replace(record, media=f"clip{suffix}",
-                                         media_kind=MEDIA_KINDS.get(suffix, kind_hint))
-        write_atomic(dest, self.root / "tmp", record.to_json_line().encode())
+        folder = self.root / "media" / record.id
+        try:
+            if media_path is not None and record.consent_keep_media:
+                record = self._keep(record, Path(media_path), folder)
+            write_atomic(dest, self.root / "tmp", record.to_json_line().encode())
+        except BaseException:
+            if folder.exists() and not dest.exists():
+                _remove(folder)
+            raise
         return record
 
+    def replace(self, record_id: str, record: CorrectionRecord,
+                media_path: str | Path | None = None) -> CorrectionRecord:
+        """Save `record` in place of the saved record `record_id` (a second save of one correction) and return it:
+        the same id, so the receipt stays valid, and the first save's created_utc; the clip is kept (media_path, as
+        in add) or dropped as the new record's consent says. HubSync sends the new version, and removes from the
+        Hub what it no longer holds or shares. ValueError if there is no such record."""
+        old = self.get(record_id)
+        if old is None:
+            raise ValueError(f"no record {receipt_id(record_id)} to update (erased?)")
+        record = dataclasses.replace(record, id=old.id, created_utc=old.created_utc, media=None, media_kind=None)
+        dest, folder = self.record_path(old.id), self.root / "media" / old.id
+        had_folder = folder.exists()
+        self._mark("updated", f"{old.id}__{time.time_ns():020d}")  # first: a crash still propagates
+        try:
+            if media_path is not None and record.consent_keep_media:
+                record = self._keep(record, Path(media_path), folder)
+            write_atomic(dest, self.root / "tmp", record.to_json_line().encode())
+        except BaseException:
+            if record.media and record.media != old.media:
+                _remove(folder / record.media)
+            if not had_folder:
+                _remove(folder)
+            raise
+        for f in folder.iterdir() if folder.is_dir() and not folder.is_symlink() else []:
+            if f.name != record.media:  # the clip the record no longer names
+                _remove(f)
+        if record.media is None:
+            _remove(folder)
+        return record
+
+    def _mark(self, kind: str, name: str) -> None:
+        """A durable marker sync/<kind>/<name> for HubSync (an erasure or an update to propagate)."""
+        folder = self.root / "sync" / kind
+        if not folder.is_dir():
+            folder.mkdir(exist_ok=True)
+            fsync_dir(folder.parent)
+        write_atomic(folder / name, self.root / "tmp", now_utc().encode())
+
+    def _keep(self, record: CorrectionRecord, src: Path, folder: Path) -> CorrectionRecord:
+        """Copy src to media/<id>/clip.<ext> (refusing links, non-regular files and non-media); the record naming it."""
+        from ..clip import ClipError, ClipLimits, probe
+
+        if media_kind(src) is None:
+            raise ValueError(f"{shown(src)}: not kept, nothing saved: only a video, audio or image file is kept")
+        try:
+            fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except FileNotFoundError:
+            raise FileNotFoundError(errno.ENOENT, f"media file {shown(src)} not found") from None
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise ValueError(f"{shown(src)}: a symbolic link, not kept (nothing saved): only a regular media "
+                                 "file is kept") from None
+            raise
+        kinds: list[str] = []
+        with os.fdopen(fd, "rb") as f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise ValueError(f"{shown(src)}: not a regular file, not kept (nothing saved)")
+            if info.st_size > ClipLimits().max_bytes:
+                raise ValueError(f"{shown(src)}: {info.st_size / 2**20:.0f} MB, over the clip size limit; not kept")
+
+            def check(copy: Path) -> None:
+                try:
+                    kinds.append(probe(copy, name=src.name))
+                except ClipError as e:
+                    raise ValueError(f"not kept, nothing saved: {e}") from None
+
+            folder.mkdir(exist_ok=True)
+            fsync_dir(folder.parent)
+            name = kept_name(src)
+            write_atomic(folder / name, self.root / "tmp", source=f, check=check)
+        return dataclasses.replace(record, media=name, media_kind=kinds[0])
+
     def erase(self, record_id: str) -> bool:
-        """Remove a record and its media; False if there was none. HubSync propagates the deletion to the Hub."""
-        path, media = self.record_path(record_id), self.root / "media" / record_id
-        if not path.exists() and not media.exists():
+        """Remove a record (valid or quarantined) and its media by receipt id (any letter case); False if there was
+        none. HubSync propagates the deletion to the Hub."""
+        rid = receipt_id(record_id)
+        path, media = self.record_path(rid), self.root / "media" / rid
+        quarantined = list((self.root / "quarantine").glob(f"{rid}.jsonl*"))
+        if not path.exists() and not media.exists() and not quarantined:
             return False
-        erased = self.root / "sync" / "erased"
-        if not erased.is_dir():
-            erased.mkdir(exist_ok=True)
-            fsync_dir(erased.parent)
-        write_atomic(erased / record_id, self.root / "tmp", _now().encode())  # first: a crash still propagates
-        existed = path.exists()
+        self._mark("erased", rid)  # first: a crash still propagates
+        existed = path.exists() or bool(quarantined)
         path.unlink(missing_ok=True)
         fsync_dir(path.parent)
-        shutil.rmtree(media, ignore_errors=True)
-        fsync_dir(media.parent)
+        for q in quarantined:
+            _remove(q)
+        _remove(media)
         return existed
 
     def gc(self, min_age_s: float = 3600.0) -> int:
@@ -210,109 +215,117 @@ class FeedbackStore:
         writes in progress are left alone. Returns how many entries were removed."""
         cutoff, n = time.time() - min_age_s, 0
         for p in (self.root / "tmp").iterdir():
-            if p.stat().st_mtime <= cutoff:
-                p.unlink(missing_ok=True)
+            if p.lstat().st_mtime <= cutoff:
+                _remove(p)
                 n += 1
         for d in (self.root / "media").iterdir():
-            if d.stat().st_mtime <= cutoff and not self.record_path(d.name).exists():
-                shutil.rmtree(d, ignore_errors=True)
+            orphan = not ID.fullmatch(d.name) or not self.record_path(d.name).exists()
+            if orphan and d.lstat().st_mtime <= cutoff:
+                _remove(d)
                 n += 1
         return n
 
     # --- reading ----------------------------------------------------------------------------------------------
     def record_path(self, record_id: str) -> Path:
-        """records/<id>.jsonl; raises ValueError for anything that is not a receipt id."""
-        if not isinstance(record_id, str) or not _ID.fullmatch(record_id):
-            raise ValueError(f"receipt id {record_id!r}: expected the 32-character id shown when it was saved")
-        return self.root / "records" / f"{record_id}.jsonl"
+        """records/<id>.jsonl (the id in any letter case); raises ValueError for anything that is not a receipt id."""
+        return self.root / "records" / f"{receipt_id(record_id)}.jsonl"
 
     def _read(self, path: Path) -> CorrectionRecord | None:
+        """The record in path; None when it is gone (erased meanwhile) or bad (then moved to quarantine/)."""
         try:
-            text = path.read_text(encoding="utf-8")
+            info = path.lstat()
+            if not stat.S_ISREG(info.st_mode):
+                raise ValueError("a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file")
+            if info.st_size > MAX_RECORD_BYTES:
+                raise ValueError(f"{info.st_size} bytes, too large for a record")
+            with open(path, "rb") as f:
+                record = CorrectionRecord.from_dict(json.loads(f.read().decode("utf-8")))
+            if record.id != path.stem:
+                raise ValueError(f"it holds the record {record.id}")
+            return record
         except FileNotFoundError:  # erased meanwhile
             return None
+        except (ValueError, TypeError, OSError) as e:
+            self._quarantine(path, printable(str(e).splitlines()[0] if str(e) else type(e).__name__))
+            return None
+
+    def _quarantine(self, path: Path, reason: str) -> None:
+        folder = self.root / "quarantine"
+        folder.mkdir(exist_ok=True)
+        dest = folder / path.name
+        if dest.exists() or dest.is_symlink():
+            dest = folder / f"{path.name}.{time.time_ns()}"
         try:
-            return CorrectionRecord.from_dict(json.loads(text))
-        except (ValueError, TypeError) as e:
-            raise ValueError(f"{path} is not a correction record: {e}") from None
+            os.replace(path, dest)
+            fsync_dir(folder)
+            fsync_dir(path.parent)
+        except FileNotFoundError:  # another reader moved it first (and reports it)
+            return
+        except OSError as e:
+            log.error("cannot move the bad record file %s to quarantine/: %s", shown(path), e.strerror)
+            dest = None
+        self.problems.append(Problem(printable(path.name.removesuffix(".jsonl")), reason, dest))
+
+    def quarantined(self) -> list[str]:
+        """The names of the files in quarantine/ (bad record files moved aside, kept for a person to look at)."""
+        folder = self.root / "quarantine"
+        return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
 
     def get(self, record_id: str) -> CorrectionRecord | None:
-        """The record with this receipt id, or None."""
+        """The record with this receipt id (any letter case), or None."""
         return self._read(self.record_path(record_id))
 
     def records(self) -> list[CorrectionRecord]:
-        """Every saved record, oldest first."""
+        """Every valid saved record, oldest first. Bad files are moved to quarantine/, named in one log warning and
+        added to `problems`; the others still read (training's feedback reader iterates these)."""
+        before = len(self.problems)
         out = [r for p in (self.root / "records").glob("*.jsonl") if (r := self._read(p)) is not None]
+        if len(self.problems) > before:
+            log.warning("%s", self.problem_line(self.problems[before:]))
         return sorted(out, key=lambda r: (r.created_utc, r.id))
 
+    def problem_line(self, problems: list[Problem] | None = None) -> str:
+        """One line naming the bad record files (default: all this object found), for a log or a CLI."""
+        problems = self.problems if problems is None else problems
+        named = "; ".join(f"{p.id} ({p.reason})" for p in problems)
+        return (f"{len(problems)} bad record file(s) in {self.root / 'records'} moved to quarantine/, the other "
+                f"records are unaffected: {named}")
+
     def media_path(self, record: CorrectionRecord) -> Path | None:
-        """The absolute path of a record's kept media, or None."""
-        path = self.root / "media" / record.id / record.media if record.media else None
-        return path if path is not None and path.is_file() else None
+        """The absolute path of a record's kept media, or None. Only a regular file (not a link) in the store's
+        media/<id>/ folder counts."""
+        if not record.media:
+            return None
+        folder = self.root / "media" / record.id
+        path = folder / record.media
+        try:
+            if not stat.S_ISDIR(folder.lstat().st_mode) or not stat.S_ISREG(path.lstat().st_mode):
+                return None
+        except FileNotFoundError:
+            return None
+        return path
 
     def export(self, out_dir: str | Path) -> Path:
-        """Copy the records (byte for byte) and their media to out_dir, the layout of the Hub repo:
-        `datasets.load_dataset("json", data_files=f"{out_dir}/records/*.jsonl")` loads it; a record's media is
-        out_dir/media/<id>/<media>."""
-        out = Path(out_dir)
-        (out / "records").mkdir(parents=True, exist_ok=True)
-        for r in self.records():
-            media = self.media_path(r)
-            if media is not None:
-                (out / "media" / r.id).mkdir(parents=True, exist_ok=True)
-                shutil.copy2(media, out / "media" / r.id / r.media)
-            try:
-                shutil.copy2(self.record_path(r.id), out / "records" / f"{r.id}.jsonl")
-            except FileNotFoundError:  # erased meanwhile: drop its media too
-                shutil.rmtree(out / "media" / r.id, ignore_errors=True)
-        (out / "README.md").write_text(dataset_card())
-        return out
+        """Copy the valid records (byte for byte) and their media to out_dir, the layout of the Hub repo, which
+        `datasets.load_dataset("json", data_files=f"{out_dir}/records/*.jsonl")` loads (see dataset.py)."""
+        from .dataset import export
+
+        return export(self, out_dir)
 
     def to_dataset(self, decode: bool = False):
-        """The records as a `datasets.Dataset`: the record fields (None where absent, model_output as a JSON
-        string) and `video` / `audio` / `image` columns holding the kept media's absolute path. With decode=True
-        those columns become Video / Audio / Image features where their decoder is importable."""
-        import importlib.util
+        """The valid records as a `datasets.Dataset` with video/audio/image columns (see dataset.py)."""
+        from .dataset import to_dataset
 
-        import datasets
-
-        feats = {"id": "string", "created_utc": "string", "app_version": "string", "model_version": "string",
-                 "emotion": "string", "stress_rating": "int32", "note": "string", "transcript": "string",
-                 "model_output": "string", "media": "string", "media_kind": "string", "consent_keep_media": "bool",
-                 "consent_share": "bool", "schema_version": "int32", "video": "string", "audio": "string",
-                 "image": "string"}
-        rows = []
-        for r in self.records():
-            row = dataclasses.asdict(r) | dict.fromkeys(("video", "audio", "image"))
-            row["model_output"] = json.dumps(r.model_output, default=_jsonable, ensure_ascii=False, sort_keys=True)
-            path = self.media_path(r)
-            if path is not None and r.media_kind:
-                row[r.media_kind] = str(path)
-            rows.append(row)
-        ds = datasets.Dataset.from_list(rows, features=datasets.Features(
-            {k: datasets.Value(v) for k, v in feats.items()}))
-        if decode:
-            decoders = {"video": ("torchcodec", datasets.Video), "audio": ("torchcodec", datasets.Audio),
-                        "image": ("PIL", datasets.Image)}
-            for column, (module, feature) in decoders.items():
-                if importlib.util.find_spec(module) is not None:
-                    ds = ds.cast_column(column, feature())
-        return ds
+        return to_dataset(self, decode)
 
 
-def dataset_card() -> str:
-    """README.md of an exported store or a Hub repo: tells `datasets` and the Hub viewer to read records/."""
-    return """---
-configs:
-- config_name: default
-  data_files: records/*.jsonl
----
-# StressLab corrections
-
-Corrections that users of the StressLab app made to its emotion and stress answers, with their consent.
-One JSON line a record (`records/<id>.jsonl`): `emotion` (one of anger, disgust, fear, happy, neutral, sad, or
-"none" for none of these), `stress_rating` (1 calm .. 5 very stressed, 0 not rated), `transcript`, `model_output`
-(the analysis shown, a JSON string), `note`, consent flags, versions and time. `media` names the kept clip, at
-`media/<id>/<media>`, only when its author consented to keep it ("" otherwise).
-Erasing a record (with its receipt) deletes its files here too.
-"""
+def _remove(path: Path) -> None:
+    """Delete a file, link or folder tree (whatever is there; nothing if it is gone) and make it durable."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        fsync_dir(path.parent)
+    except OSError as e:
+        log.error("cannot remove %s: %s", shown(path), e.strerror)
