@@ -152,7 +152,7 @@ class App:
             progress(0.9, desc="fusing")
             analysis = self.analyzer.fuse(encoded)
             analysis.timings["total"] = round(time.perf_counter() - t0, 5)
-            result = self.public(analysis.to_dict(private=True))
+            result = page.public(analysis.to_dict(private=True))
         except Exception as e:
             message = self.message(e, media)
             gr.Warning(message)
@@ -175,13 +175,6 @@ class App:
         if self.loaded.get(sid, Loaded()).version != loaded.version:  # a new input arrived meanwhile
             out.update(self._stale("a new input arrived while analysing"))
         return out
-
-    def public(self, result: dict) -> dict:
-        """An analysis as the page and the API return it: no server path (the model folder by its name only)."""
-        source = result.get("model", {}).get("source")
-        if isinstance(source, str) and (Path(source).is_absolute() or Path(source).exists()):
-            result["model"]["source"] = Path(source).name
-        return result
 
     def views(self, r: dict, known: str | None = None) -> dict:
         """The value of every result component for one analysis dict (not the face gallery)."""
@@ -209,7 +202,7 @@ class App:
             return {c.status: page.status("Analyse a clip first.")}
         enabled = {"video": video_on, "audio": audio_on, "text": text_on}
         try:
-            result = self.public(self.analyzer.fuse(session["encoded"], enabled=enabled).to_dict(private=True))
+            result = page.public(self.analyzer.fuse(session["encoded"], enabled=enabled).to_dict(private=True))
         except Exception as e:
             message = self.message(e, None)
             gr.Warning(message)
@@ -233,18 +226,9 @@ class App:
     def message(self, e: Exception, media: str | None) -> str:
         """A clear one-line message naming no file or folder; unexpected errors are logged (scrubbed), not shown."""
         if isinstance(e, stresslab.ClipError):
-            text = " ".join(str(e).split())
-            if media:
-                name = Path(media).name
-                lead, sep, rest = text.partition(": ")
-                text = text.replace(name, "the file")
-                if sep and lead not in ("nothing to analyse", "the file") and not lead.startswith("every"):
-                    text = f"the file: {rest}"
-            return text
-        trace = "".join(traceback.format_exception(e))
-        if media:
-            trace = trace.replace(str(Path(media).parent), "<upload>").replace(Path(media).name, "<file>")
-        log.error("analysis failed: %s", trace)
+            return page.clip_message(e, media)
+        log.error("analysis failed: %s", retention.scrub("".join(traceback.format_exception(e)), media,
+                                                          self.files.folder))
         return f"the analysis failed unexpectedly ({type(e).__name__}); try another clip. The error was logged."
 
     def _example_result(self, path: Path) -> dict:
@@ -270,8 +254,9 @@ class App:
             else:
                 record = self.store.add(record, media_path=session["media"] if keep else None)
         except Exception as e:  # one line for the visitor; the details (scrubbed of the upload's path) in the log
-            log.warning("correction not saved: %s", self.scrub(f"{type(e).__name__}: {e}", session["media"]))
-            return {c.save_status: page.status(self.save_failure(e), "Not saved:")}
+            why = retention.scrub(f"{type(e).__name__}: {e}", session["media"], self.files.folder)
+            log.warning("correction not saved: %s", why)
+            return {c.save_status: page.status(page.save_failure(e), "Not saved:")}
         if self.sync is not None:
             self.sync.nudge()
         receipts = [*[r for r in receipts if r != record.id], record.id]
@@ -282,25 +267,6 @@ class App:
                                            "correction at any time (below)."),
                 c.receipt: gr.update(value=record.id, visible=True), c.receipts: receipts,
                 c.receipt_list: page.receipts(receipts), c.session: {**session, "record": record.id}}
-
-    @staticmethod
-    def save_failure(e: Exception) -> str:
-        """Why a save failed, in one line with no path or errno."""
-        if isinstance(e, OSError):
-            import errno
-
-            if e.errno in (errno.ENOSPC, errno.EDQUOT):
-                return "the server's disk is full. Please try again later."
-            return "the server could not write it. Please try again later."
-        if isinstance(e, ValueError):
-            return " ".join(str(e).split()).split(" (")[0]
-        return "something went wrong on the server. Please try again later."
-
-    @staticmethod
-    def scrub(text: str, media: str | None) -> str:
-        if media:
-            text = text.replace(str(Path(media).parent), "<upload>").replace(Path(media).name, "<file>")
-        return text
 
     def erase(self, typed: str | None, receipts: list[str]) -> dict:
         """Erase a saved correction (and its clip) by its receipt, typed in any letter case."""
@@ -332,7 +298,7 @@ class App:
         """/analyze: a media file (or none) and typed words -> the analysis JSON (no path or file name in it)."""
         self.files.add(request.session_hash if request else None, media)
         try:
-            return self.public(self.analyzer.analyze(media or None, text=text or None).to_dict(private=True))
+            return page.public(self.analyzer.analyze(media or None, text=text or None).to_dict(private=True))
         except Exception as e:
             raise gr.Error(self.message(e, media), print_exception=False) from None
         finally:
@@ -342,7 +308,7 @@ class App:
     def analyze_text_api(self, text: str) -> dict:
         """/analyze_text: words only -> the analysis JSON."""
         try:
-            return self.public(self.analyzer.analyze(None, text=text or None).to_dict(private=True))
+            return page.public(self.analyzer.analyze(None, text=text or None).to_dict(private=True))
         except Exception as e:
             raise gr.Error(self.message(e, None), print_exception=False) from None
 
@@ -433,7 +399,7 @@ def main() -> None:
     try:
         demo.launch(server_port=int(os.environ.get("GRADIO_SERVER_PORT", 7860)), show_error=False, ssr_mode=False,
                     max_file_size=stresslab.ClipLimits().max_bytes, theme=page.theme(), css=page.CSS, js=page.JS,
-                    prevent_thread_lock=True)
+                    prevent_thread_lock=True, _frontend=False)  # no self-check: its 3 s HEAD fails on busy hosts
         app._teaching.start()
         demo.block_thread()
     finally:

@@ -27,7 +27,7 @@ class AppServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.store = store
-        self.uploads = store.parent / f"uploads-{self.port}"  # the app's upload folder (GRADIO_TEMP_DIR)
+        self.uploads = store.parent / "uploads"  # the app's upload folder (GRADIO_TEMP_DIR)
         self.log_path = store.parent / f"app-{self.port}.log"
         env = {**os.environ, "STRESSLAB_MODEL": str(model_dir), "STRESSLAB_FEEDBACK_DIR": str(store),
                "GRADIO_SERVER_PORT": str(self.port), "GRADIO_TEMP_DIR": str(self.uploads),

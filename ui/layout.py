@@ -66,7 +66,7 @@ def layout(app) -> tuple[gr.Blocks, SimpleNamespace]:
                 with gr.Tabs(elem_id="inputs") as c.tabs:
                     with gr.Tab("Video", id="video", elem_id="tab-video"):
                         video = gr.Video(sources=["upload", "webcam"], include_audio=True, elem_id="upload-video",
-                                         label=f"a video with sound, up to {limits.max_seconds:.0f} s", height=240)
+                                         label=f"a video with sound, up to {limits.max_seconds:.0f} s", height=300)
                     with gr.Tab("Audio", id="audio", elem_id="tab-audio"):
                         audio = gr.Audio(sources=["microphone", "upload"], type="filepath", elem_id="upload-audio",
                                          label=f"a voice, up to {limits.max_seconds:.0f} s")

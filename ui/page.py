@@ -6,7 +6,9 @@ through Markdown, so a typed <img> is not fetched and a typed <form> does not su
 
 from __future__ import annotations
 
+import errno
 import html
+from pathlib import Path
 
 import gradio as gr
 
@@ -59,7 +61,6 @@ html, body, gradio-app { overflow-x: hidden; }
 @media (max-width: 640px) {
   #title h1 { font-size: 1.4em !important; }
   #title p, #notice p { margin: 0.2em 0 !important; font-size: 0.95em; }
-  #upload-video video, #upload-video .wrap { max-height: 200px; }
   #upload-video, #upload-audio, #upload-image { min-height: 0 !important; }
   .gradio-container { padding: 4px !important; }
 }
@@ -188,3 +189,34 @@ def receipts(ids: list[str]) -> str:
         return ""
     items = "".join(f"<li><code>{esc(i)}</code></li>" for i in reversed(ids))
     return f"<div class='receipt-list'><p>Receipts saved from this page (newest first):</p><ul>{items}</ul></div>"
+
+
+def public(result: dict) -> dict:
+    """An analysis as the page and the API return it: no server path (a local model folder by its name only)."""
+    source = result.get("model", {}).get("source")
+    if isinstance(source, str) and (Path(source).is_absolute() or Path(source).exists()):
+        result["model"]["source"] = Path(source).name
+    return result
+
+
+def clip_message(e: Exception, media: str | None) -> str:
+    """A ClipError's message on one line, the upload named "the file" (never by its name or folder)."""
+    text = " ".join(str(e).split())
+    if media:
+        name = Path(media).name
+        lead, sep, rest = text.partition(": ")
+        text = text.replace(name, "the file")
+        if sep and lead not in ("nothing to analyse", "the file") and not lead.startswith("every"):
+            text = f"the file: {rest}"
+    return text
+
+
+def save_failure(e: Exception) -> str:
+    """Why a save failed, in one line with no path or errno (the log has the details)."""
+    if isinstance(e, OSError):
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return "the server's disk is full. Please try again later."
+        return "the server could not write it. Please try again later."
+    if isinstance(e, ValueError):
+        return " ".join(str(e).split()).split(" (")[0]
+    return "something went wrong on the server. Please try again later."

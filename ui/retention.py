@@ -22,6 +22,13 @@ RETENTION = ("Your clip, recording or photo and the face images drawn from it st
              "no copy unless you save a correction and tick *keep my clip*.")
 
 
+def scrub(text: str, media: str | None, folder: Path) -> str:
+    """text (for the log) without the upload folder's path or the upload's file name."""
+    if media:
+        text = text.replace(str(Path(media).parent), "<upload>").replace(Path(media).name, "<file>")
+    return text.replace(str(folder), "<uploads>")
+
+
 def cache_folder() -> Path:
     """The app's own upload folder (GRADIO_TEMP_DIR; set before Gradio is imported, see app.py)."""
     return Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "stresslab-app")

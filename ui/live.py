@@ -1,0 +1,270 @@
+"""The Live section: webcam and microphone streamed from the browser (Gradio's streaming gr.Image and gr.Audio),
+answered several times a second by a stresslab.LiveSession per browser tab, and the last seconds handed to the
+ordinary analysis (every panel, the ablations and the correction form) as a video.
+
+Limits (environment variables): STRESSLAB_LIVE_STREAMS live streams at once (default 2; more wait in the queue),
+STRESSLAB_LIVE_SECONDS longest stream (default 300 s). Live events run in their own concurrency groups ("live",
+"live-audio"), apart from "analysis", so a stream never holds up an upload's analysis.
+
+    tab = LiveTab(app)      # app: the page's App (analyzer, files, its components c)
+    with demo:
+        tab.build(demo, c)  # inside the page's Blocks, after its layout; app.py does this
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import os
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+from types import SimpleNamespace
+
+import av
+import gradio as gr
+import numpy as np
+
+import stresslab
+from ui import plots
+
+log = logging.getLogger("stresslab.live")
+FRAME_EVERY = 0.2  # s between webcam frames sent by the page
+AUDIO_EVERY = 0.5  # s of microphone audio per chunk
+PLOTS_EVERY = 1.0  # s between redraws of the figures (the text answer is redrawn with every frame)
+STOP_GRACE = 1.5  # s after Stop during which frames still in flight are ignored
+
+
+def click_js(start: bool) -> str:
+    """JS that presses the camera's and the microphone's own record (start=True, after granting the camera) or
+    stop buttons."""
+    want = "/^(record|start)/i" if start else "/^stop/i"
+    return f"""async () => {{
+  const find = (id, re) => [...(document.getElementById(id)?.querySelectorAll('button') || [])].find(
+    x => re.test(x.innerText.trim()) || re.test(x.getAttribute('aria-label') || ''));
+  const sleep = ms => new Promise(r => setTimeout(r, ms));
+  if ({str(start).lower()}) {{ const access = find('live-camera', /access/i); if (access) access.click(); }}
+  for (const id of ['live-camera', 'live-mic']) {{
+    for (let i = 0; i < 50; i++) {{ const b = find(id, {want}); if (b) {{ b.click(); break; }} await sleep(100); }}
+  }}
+  return []; }}"""
+
+
+ANALYSE = """() => { document.getElementById('results')?.scrollIntoView();
+  setTimeout(() => document.getElementById('analyze-btn')?.click(), 300); return []; }"""
+
+
+def answer_html(r: dict, received: float, answered: float) -> str:
+    """The answer as a small HTML block (redrawn with every frame): the fused answer, stress, each modality's own
+    answer, its attention and its window. data-* attributes carry the timing (wall clock) for the benchmarks."""
+    live = r.get("live", {})
+    head = (f"<b>{html.escape(r['emotion'])}</b> {r['confidence']:.0%}" + (" (not sure)" if r["uncertain"] else "")
+            + f" · stress <b>{html.escape(r['stress']['level'])}</b> {r['stress']['score'] * 100:.0f}/100"
+            if r["emotion"] else "waiting for a face, speech or words…")
+    rows = []
+    for m, info in r["modalities"].items():
+        name = plots.MODALITY_NAMES.get(m, m)
+        if m in r["used"]:
+            span = info.get("window") or [0, 0]
+            said = (f"{html.escape(info['emotion'] or '')} · attention {info['weight']:.0%} · "
+                    f"{span[0]:.1f}–{span[1]:.1f} s")
+        else:
+            said = html.escape(info["reason"] or "not used")
+        rows.append(f"<tr data-modality='{m}' data-used='{str(m in r['used']).lower()}'><td>{name}</td>"
+                    f"<td>{said}</td></tr>")
+    return (f"<div id='live-now' data-update='{live.get('updates', 0)}' data-received='{received:.4f}' "
+            f"data-answered='{answered:.4f}' data-points='{len(r['timeline'])}'>"
+            f"<p class='live-headline'>{head}</p><table>{''.join(rows)}</table>"
+            f"<p class='live-clock'>{live.get('now', 0):.1f} s since the stream started</p></div>")
+
+
+def timeline_figure(r: dict, seconds: float):
+    """plots.timeline over the last `seconds`, scrolling with the stream (points are answers, by time)."""
+    points = [{**p, "start": p["time"], "end": p["time"]} for p in r["timeline"]]
+    fig = plots.timeline({**r, "timeline": points, "probabilities": r["probabilities"] or dict.fromkeys(
+        stresslab.EMOTIONS, 0.0)})
+    if points:
+        end = points[-1]["time"]
+        fig.update_xaxes(range=[max(0.0, end - seconds), max(end, seconds)])
+        fig.update_layout(title_text=f"Live, the last {seconds:.0f} s: {len(points)} answers")
+    return fig
+
+
+def write_video(clip: stresslab.Clip, path: Path) -> Path:
+    """A Clip (frames at their times, 16 kHz audio) -> an mp4 (H.264 at 4 fps + AAC) that load_clip reads back."""
+    with av.open(str(path), "w") as out:
+        fps = Fraction(4)
+        vs = out.add_stream("libx264", rate=fps) if clip.frames is not None else None
+        if vs is not None:
+            vs.height, vs.width = clip.frames.shape[1] // 2 * 2, clip.frames.shape[2] // 2 * 2
+            vs.pix_fmt, vs.time_base = "yuv420p", Fraction(1, 1000)
+        aus = out.add_stream("aac", rate=16_000, layout="mono") if clip.audio is not None else None
+        if vs is not None:
+            for f, t in zip(clip.frames, clip.frame_times, strict=True):
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(f[: vs.height, : vs.width]), format="rgb24")
+                frame.pts, frame.time_base = round(float(t) * 1000), Fraction(1, 1000)
+                out.mux(vs.encode(frame))
+            out.mux(vs.encode())
+        if aus is not None:
+            fmt = aus.codec_context.codec.audio_formats[0].name
+            size = aus.codec_context.frame_size or 1024
+            for i in range(0, len(clip.audio), size):
+                frame = av.AudioFrame.from_ndarray(clip.audio[None, i: i + size].astype(np.float32), format=fmt,
+                                                   layout="mono")
+                frame.sample_rate, frame.pts = 16_000, i
+                out.mux(aus.encode(frame))
+            out.mux(aus.encode())
+    return path
+
+
+class LiveTab:
+    """One LiveSession per browser tab (by Gradio's session hash), fed by the page's streams."""
+
+    def __init__(self, app, settings: stresslab.LiveSettings | None = None):
+        self.app, self.analyzer = app, app.analyzer
+        self.settings = settings or stresslab.LiveSettings()
+        self.sessions: dict[str, SimpleNamespace] = {}
+        self._lock = threading.Lock()
+        self.streams = int(os.environ.get("STRESSLAB_LIVE_STREAMS", 2))
+        self.time_limit = float(os.environ.get("STRESSLAB_LIVE_SECONDS", 300))
+
+    # --- sessions ----------------------------------------------------------------------------------------------
+    def _session(self, sid: str, start: bool = True) -> SimpleNamespace | None:
+        with self._lock:
+            s = self.sessions.get(sid)
+            if s is not None and s.live.stopped and time.monotonic() - s.stopped_at > STOP_GRACE and start:
+                s = None  # a stream started again after a stop: a fresh session
+            if s is None and start:
+                s = self.sessions[sid] = SimpleNamespace(live=stresslab.LiveSession(self.analyzer, self.settings),
+                                                         origin=time.monotonic(), audio_next=None, plotted=-1e9,
+                                                         stopped_at=0.0)
+            return s
+
+    def start(self, request: gr.Request) -> dict:
+        with self._lock:
+            self.sessions.pop(request.session_hash, None)
+        self._session(request.session_hash)
+        return {self.c.status: "Live: streaming. Look into the camera and speak; the answer follows you."}
+
+    def stop(self, request: gr.Request) -> dict:
+        s = self._session(request.session_hash, start=False)
+        if s is not None:
+            s.live.stop()
+            s.stopped_at = time.monotonic()
+        return {self.c.status: "Stopped. Analyse the last seconds as a clip, or start again."}
+
+    def end(self, request: gr.Request) -> None:
+        """The tab closed: its stream and session go (Gradio cancels the stream events themselves)."""
+        with self._lock:
+            self.sessions.pop(request.session_hash, None)
+
+    # --- streams -----------------------------------------------------------------------------------------------
+    def frame(self, image: np.ndarray | None, request: gr.Request):
+        """A webcam frame -> the answer now (and the figures, at most once every PLOTS_EVERY seconds)."""
+        received = time.time()
+        s = self._session(request.session_hash)
+        c = self.c
+        if image is None or (s.live.stopped and time.monotonic() - s.stopped_at <= STOP_GRACE):
+            return {c.answer: gr.skip()}
+        s.live.add_frame(np.asarray(image)[..., :3], time.monotonic() - s.origin)
+        r = s.live.update()
+        out = {c.answer: answer_html(r, received, time.time()), c.raw: r}
+        if time.monotonic() - s.plotted >= PLOTS_EVERY:
+            s.plotted = time.monotonic()
+            out[c.timeline] = timeline_figure(r, self.settings.timeline_seconds)
+            if r["emotion"]:
+                out.update({c.fused: plots.fused_bar(r), c.gauge: plots.stress_gauge(r),
+                            c.per_modality: plots.modalities_bar(r), c.weights: plots.weights_bar(r)})
+        return out
+
+    def audio(self, chunk: tuple | None, request: gr.Request) -> None:
+        """A microphone chunk (rate, samples) -> the session's audio, placed on the stream's clock."""
+        s = self._session(request.session_hash)
+        if chunk is None or chunk[1] is None or np.size(chunk[1]) == 0 or s.live.stopped:
+            return
+        wave = stresslab.load_clip((int(chunk[0]), np.asarray(chunk[1]))).audio
+        now = time.monotonic() - s.origin
+        t0 = now - wave.size / 16_000
+        if s.audio_next is not None and abs(t0 - s.audio_next) < 0.3:
+            t0 = s.audio_next  # contiguous with the previous chunk: keep the audio gapless
+        s.audio_next = t0 + wave.size / 16_000
+        s.live.add_audio(wave, t0)
+
+    def words(self, text: str, request: gr.Request) -> None:
+        s = self._session(request.session_hash)
+        s.live.set_text(text or None)
+
+    def export(self, seconds: float, request: gr.Request) -> dict:
+        """The last `seconds` as a video in the tab's private folder, loaded into the page's video input."""
+        c, app = self.c, self.app
+        s = self._session(request.session_hash, start=False)
+        if s is None:
+            return {c.status: "Start the live stream first: there is nothing to analyse yet."}
+        try:
+            clip = s.live.clip(float(seconds))
+        except ValueError as e:
+            return {c.status: str(e)}
+        folder = app.files.private_dir(request.session_hash)
+        path = write_video(clip, folder / f"live-last-{float(seconds):.0f}s-{int(time.time())}.mp4")
+        app.files.add(request.session_hash, path)
+        if clip.text:
+            return {c.page.media["video"]: str(path), c.page.tabs: gr.Tabs(selected="video"),
+                    c.page.text: clip.text, c.status: f"The last {clip.duration:.1f} s are being analysed above."}
+        return {c.page.media["video"]: str(path), c.page.tabs: gr.Tabs(selected="video"),
+                c.status: f"The last {clip.duration:.1f} s are being analysed above."}
+
+    # --- the page ----------------------------------------------------------------------------------------------
+    def build(self, demo: gr.Blocks, page: SimpleNamespace) -> SimpleNamespace:
+        """The Live section and its events, inside the current Blocks; `page` holds the page's components
+        (media, tabs, text: where the last seconds are handed over for the ordinary analysis)."""
+        c = self.c = SimpleNamespace(page=page)
+        with gr.Accordion("Live: webcam and microphone, answered as you speak", open=False, elem_id="live"):
+            gr.Markdown("Press **Start** (the page asks for the camera and microphone), look into the camera and "
+                        "speak. The answer follows the last second of your face, the last seconds of your voice "
+                        "and the words you type; a modality with nothing recent is left out. Nothing is stored; "
+                        "**Analyse the last seconds** hands them to the full analysis above.")
+            with gr.Row(equal_height=False):
+                with gr.Column(scale=1, min_width=300):
+                    c.camera = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="camera",
+                                        elem_id="live-camera", height=260)
+                    c.mic = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="microphone",
+                                     elem_id="live-mic")
+                    c.text = gr.Textbox(label="words: type what you say to include them", lines=1,
+                                        elem_id="live-text")
+                    with gr.Row():
+                        c.start = gr.Button("Start", variant="primary", elem_id="live-start")
+                        c.stop = gr.Button("Stop", elem_id="live-stop")
+                    c.seconds = gr.Slider(3, self.settings.keep_seconds, value=10, step=1,
+                                          label="seconds to analyse", elem_id="live-seconds")
+                    c.send = gr.Button("Analyse the last seconds", elem_id="live-analyse")
+                    c.status = gr.Markdown("Not streaming.", elem_id="live-status")
+                with gr.Column(scale=2):
+                    c.answer = gr.HTML(elem_id="live-answer")
+                    with gr.Row():
+                        c.fused = gr.Plot(elem_id="live-fused", show_label=False, min_width=280)
+                        c.gauge = gr.Plot(elem_id="live-gauge", show_label=False, min_width=280)
+                    with gr.Row():
+                        c.per_modality = gr.Plot(elem_id="live-modalities", show_label=False, min_width=280)
+                        c.weights = gr.Plot(elem_id="live-attention", show_label=False, min_width=280)
+                    c.timeline = gr.Plot(elem_id="live-timeline", show_label=False)
+                    with gr.Accordion("the live answer as JSON", open=False):
+                        c.raw = gr.JSON(elem_id="live-json")
+        outputs = [c.answer, c.raw, c.timeline, c.fused, c.gauge, c.per_modality, c.weights]
+        c.camera.stream(self.frame, c.camera, outputs, stream_every=FRAME_EVERY, time_limit=self.time_limit,
+                        concurrency_limit=self.streams, concurrency_id="live", show_progress="hidden",
+                        api_visibility="private")
+        c.mic.stream(self.audio, c.mic, None, stream_every=AUDIO_EVERY, time_limit=self.time_limit,
+                     concurrency_limit=self.streams, concurrency_id="live-audio", show_progress="hidden",
+                     api_visibility="private")
+        c.text.input(self.words, c.text, None, queue=False, api_visibility="private")
+        c.start.click(self.start, None, [c.status], queue=False, api_visibility="private").then(
+            None, None, None, js=click_js(True))
+        c.stop.click(self.stop, None, [c.status], queue=False, api_visibility="private").then(
+            None, None, None, js=click_js(False))
+        c.send.click(self.stop, None, [c.status], queue=False, api_visibility="private").then(
+            None, None, None, js=click_js(False)).then(
+            self.export, c.seconds, [page.media["video"], page.tabs, page.text, c.status], queue=False,
+            api_visibility="private").then(None, None, None, js=ANALYSE)
+        demo.unload(self.end)
+        return c
