@@ -3,8 +3,9 @@
     stresslab analyze PATH [PATH ...] [--text TEXT] [--model DIR_OR_HUB_ID] [--json]
     stresslab corrections add|list|export|push|erase ...
 
-Bad input exits with status 2 and one line `error: ...` on stderr (no traceback); the other paths of a batch still
-get their results. With --json, stdout holds exactly one JSON document (a list when several inputs).
+Bad input, and a model that cannot be loaded, exit with status 2 and one line `error: ...` on stderr (no traceback,
+control characters in names escaped); the other paths of a batch still get their results. With --json, stdout
+holds exactly one JSON document (a list when several inputs).
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ from .analysis import AnalysisSettings, analyze
 from .clip import ClipError, load_clip
 from .collections import cli as cli_collections
 from .corrections import cli as cli_corrections
+from .files import printable, shown
 from .fusion import MODALITIES
 from .model import load_model
 from .runtime import configure_threads
 
 
 def _error(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {printable(message)}", file=sys.stderr)
 
 
 def format_result(name: str, r: dict) -> str:
@@ -63,8 +65,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     configure_threads()
     try:
         model = load_model(args.model)
-    except (OSError, ValueError) as e:
-        _error(f"cannot load the model {args.model or '(bundled default)'}: {e}")
+    except Exception as e:  # CheckpointError, FileNotFoundError, or anything else: one line, never a traceback
+        _error(f"cannot load the model {args.model or '(bundled default)'}: {str(e).strip() or type(e).__name__}")
         return 2
     from tqdm import tqdm
 
@@ -77,7 +79,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             clip = load_clip(path, text=args.text)
             doc = analyze(clip, model=model, settings=settings).to_dict()
         except ClipError as e:
-            msg = str(e) if path is None or str(path) in str(e) or os.path.basename(path) in str(e) else f"{path}: {e}"
+            msg = str(e)  # the library names a file by its base name: here the user's own path says which one
+            msg = msg if path is None else f"{path}: {msg.removeprefix(shown(path) + ': ')}"
+            msg = printable(msg)
             _error(msg)
             results.append({"source": path, "error": msg})
             status = 2

@@ -2,10 +2,12 @@
 
 import json
 import os
+import random
 import subprocess
 import sys
 
-from conftest import CREMAD
+from conftest import CREMAD, EMODB
+from media import huge_png
 
 FLV = str(CREMAD / "1001_DFA_ANG_XX.flv")
 MP3 = str(CREMAD / "1002_DFA_SAD_XX.mp3")
@@ -59,3 +61,18 @@ def test_usage_errors(tmp_path):
     assert run("analyze").returncode == 2
     p = run("analyze", FLV, "--model", str(tmp_path / "no-model"))
     assert p.returncode == 2 and p.stderr.startswith("error: cannot load the model")
+
+
+def test_a_bomb_image_is_one_error_line_and_the_batch_goes_on(tiny_model_dir, tmp_path):
+    bomb = huge_png(tmp_path / "bomb20k.png")  # 20000 x 20000, 389 KB
+    speech = next((EMODB / "wav").glob("*.wav"))
+    odd = tmp_path / "two\nlines.png"
+    odd.write_bytes(random.Random(0).randbytes(3000))
+    p = run("analyze", str(bomb), str(speech), str(odd), "--json", "--model", str(tiny_model_dir))
+    assert p.returncode == 2
+    docs = json.loads(p.stdout)
+    assert "error" in docs[0] and docs[1]["clip"]["kind"] == "audio" and "error" in docs[2]
+    errors = p.stderr.strip().splitlines()
+    assert len(errors) == 2 and all(line.startswith("error: ") for line in errors), p.stderr
+    assert "20000x20000 is over the" in errors[0] and "two\\nlines.png" in errors[1]
+    assert "Warning" not in p.stderr and "Traceback" not in p.stderr

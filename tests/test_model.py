@@ -6,7 +6,7 @@ import shutil
 import pytest
 import torch
 
-from stresslab.model import ModelConfig, StressModel, load_model
+from stresslab.model import CheckpointError, ModelConfig, StressModel, load_model
 
 
 def _outputs(model: StressModel):
@@ -125,3 +125,106 @@ def test_optional_pretrained_speech_encoder(tmp_path):
     loaded = StressModel.from_pretrained(folder)  # rebuilt from the stored config: no download, no folder needed
     r = analyze(CREMAD / "1002_DFA_ANG_XX.mp3", model=loaded)
     assert r.modalities["audio"]["present"] and abs(sum(r.probabilities.values()) - 1) < 1e-3
+
+
+class _Payload:
+    """Unpickling this creates the file `canary`: proof that a pickle ran."""
+
+    def __init__(self, canary):
+        self.canary = str(canary)
+
+    def __reduce__(self):
+        from pathlib import Path
+
+        return (Path.touch, (Path(self.canary),))
+
+
+def hostile_checkpoint(tiny_model_dir, folder, **edits):
+    """A copy of the tiny checkpoint whose config.json has `edits` applied ("audio.channels": -5 sets a nested
+    key), plus a pickle payload where a careless loader would look for weights."""
+    import pickle
+
+    folder = shutil.copytree(tiny_model_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    for dotted, value in edits.items():
+        *path, key = dotted.split(".")
+        target = config
+        for part in path:
+            target = target[part]
+        target[key] = value
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "pytorch_model.bin").write_bytes(pickle.dumps(_Payload(folder.parent / "canary")))
+    return folder
+
+
+@pytest.fixture
+def no_fetch(monkeypatch):
+    """Fail loudly if loading reaches the network, a transformers download or torch.load (pickle)."""
+    import huggingface_hub
+    import transformers
+
+    calls = []
+
+    def refuse(what):
+        def fake(*args, **kwargs):
+            calls.append(what)
+            raise AssertionError(f"{what} was called")
+        return fake
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", refuse("snapshot_download"))
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", refuse("hf_hub_download"))
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", refuse("AutoModel.from_pretrained"))
+    monkeypatch.setattr(torch, "load", refuse("torch.load"))
+    return calls
+
+
+def test_a_config_naming_a_backbone_fetches_nothing_and_unpickles_nothing(tiny_model_dir, tmp_path, no_fetch):
+    local = hostile_checkpoint(tiny_model_dir, tmp_path / "payload")  # a local folder with a pickle "model"
+    for i, target in enumerate(["someone/evil-speech-model", str(local)]):
+        folder = hostile_checkpoint(tiny_model_dir, tmp_path / f"c{i}", **{"audio.pretrained_id": target})
+        with pytest.raises(CheckpointError, match="pretrained_id .* fetches nothing"):
+            StressModel.from_pretrained(folder)
+    assert no_fetch == [] and not (tmp_path / "canary").exists()
+
+
+@pytest.mark.parametrize("edit,message", [
+    ({"embed_dim": 10**9}, "embed_dim: expected 1 to 4096, got 1000000000"),
+    ({"audio.channels": -5}, "audio.channels: expected 1 to 4096, got -5"),
+    ({"text.backbone_config.num_hidden_layers": 10**6}, "num_hidden_layers: expected 0 to 256, got 1000000"),
+    ({"video.resnet.depths": [10**6, 1]}, "video.resnet.depths: expected 0 to 256"),
+    ({"text.backbone_config.hidden_size": -5}, "hidden_size: expected 0 to 1000000, got -5"),
+    ({"emotions": ["anger"] * 1000}, "emotions: expected 2 to 64 distinct names"),
+    ({"embed_dim": "16"}, "embed_dim: expected int, got '16'"),
+    ({"embed_dim": 32}, "does not describe the weights"),  # plausible, but not these weights: caught on "meta"
+    ({"text.backbone_config.intermediate_size": 100_000}, "does not describe the weights"),
+])
+def test_absurd_sizes_are_refused_before_any_allocation(tiny_model_dir, tmp_path, no_fetch, monkeypatch, edit,
+                                                         message):
+    import time
+    import tracemalloc
+
+    folder = hostile_checkpoint(tiny_model_dir, tmp_path / "bad", **edit)
+    tracemalloc.start()
+    t = time.perf_counter()
+    with pytest.raises(CheckpointError, match=message) as e:
+        StressModel.from_pretrained(folder)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert time.perf_counter() - t < 10 and peak < 200 << 20  # the tiny model's own load stays far below this
+    assert len(str(e.value).splitlines()) == 1 and no_fetch == []
+
+
+def test_every_broken_checkpoint_is_one_error_line_from_the_cli(tiny_model_dir, tmp_path):
+    from test_cli import FLV, run
+
+    cases = {"absurd": {"embed_dim": 10**9}, "backbone": {"audio.pretrained_id": "someone/evil"}}
+    folders = [hostile_checkpoint(tiny_model_dir, tmp_path / name, **edit) for name, edit in cases.items()]
+    garbage = shutil.copytree(tiny_model_dir, tmp_path / "garbage")
+    (garbage / "model.safetensors").write_bytes(b"\x00" * 100)
+    truncated = shutil.copytree(tiny_model_dir, tmp_path / "truncated")
+    (truncated / "config.json").write_bytes(b'{"embed_dim": 16, "vid')
+    for folder in [*folders, garbage, truncated]:
+        p = run("analyze", FLV, "--model", str(folder))
+        assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+        assert p.stderr.startswith(f"error: cannot load the model {folder}") and "Traceback" not in p.stderr
+    assert not (tmp_path / "canary").exists()
