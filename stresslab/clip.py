@@ -11,6 +11,7 @@ Everything is decoded with PyAV (it bundles ffmpeg), still images with Pillow af
 header. Limits are settings (ClipLimits); a file that breaks one raises ClipError, whose one-line message names the
 file by its base name only (never a server's folder) and says what was wrong and what is accepted.
 probe() checks that a file holds media without decoding all of it (the correction store uses it on kept clips).
+(Over 300 lines: every input form and every refusal live here, so that each refusal has the same one-line shape.)
 """
 
 from __future__ import annotations

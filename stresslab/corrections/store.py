@@ -17,6 +17,7 @@ JSON, not UTF-8, not an object, an unknown emotion, media outside media/<id>/, a
 logs one warning naming them, and lists them in `problems`. A kept clip is read only as a regular file inside the
 store, and only a regular file that decodes as media (clip.probe) is kept.
 `datasets.load_dataset("json", data_files="STORE/records/*.jsonl")` reads every saved record at any moment.
+(Over 300 lines: writing, erasing, cleaning up and reading share the durability and quarantine rules above.)
 """
 
 from __future__ import annotations
