@@ -39,7 +39,7 @@ def hub():
 
 
 def plant_bad_records(root: Path) -> dict[str, str]:
-    """Seven kinds of bad file in records/: {file stem: what it is}."""
+    """Nine kinds of bad file in records/: {file stem: what it is}."""
     records = root / "records"
     line = json.loads(CorrectionRecord(emotion="sad").to_json_line())
     bad = {}
@@ -58,6 +58,7 @@ def plant_bad_records(root: Path) -> dict[str, str]:
     plant("unknown emotion", emotion="joy")
     plant("media outside the store", media="../../etc/passwd", consent_keep_media=True, media_kind="audio")
     plant("another record's id", id="0" * 32)
+    plant("absurdly nested", model_output="[" * 100_000 + "]" * 100_000)
     (records / "x.jsonl").mkdir()
     (records / "x.jsonl" / "inside").write_text("a folder named like a record")
     bad["x"] = "a folder"
@@ -74,7 +75,7 @@ def test_bad_record_files_are_quarantined_and_every_good_record_still_works(tmp_
     p = cli("list", "--store", root)  # the CLI reads first: it moves them and names them on one line
     assert p.returncode == 0 and [line.split()[0] for line in p.stdout.splitlines()] == [r.id for r in good]
     warning = p.stderr.strip()
-    assert len(p.stderr.strip().splitlines()) == 1 and warning.startswith("warning: 8 bad record file(s)")
+    assert len(p.stderr.strip().splitlines()) == 1 and warning.startswith("warning: 9 bad record file(s)")
     assert all(stem in warning for stem in bad) and "Traceback" not in p.stderr
     quarantined = {name.removesuffix(".jsonl") for name in store.quarantined()}
     assert quarantined == set(bad)  # moved, not deleted: a person can look at them

@@ -114,8 +114,10 @@ class HubSync:
 
     def _ledger(self, repo: str) -> dict | None:
         """The ledger, or None when there is none yet (or one of an older format): rebuilt from the repo."""
-        path = self._ledger_path(repo)
-        ledger = json.loads(path.read_text()) if path.exists() else None
+        try:
+            ledger = json.loads(self._ledger_path(repo).read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):  # none yet, or damaged: rebuilt
+            return None
         return ledger if isinstance(ledger, dict) and isinstance(ledger.get("files"), dict) else None
 
     def _save(self, repo: str, ledger: dict) -> None:

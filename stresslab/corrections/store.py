@@ -246,7 +246,7 @@ class FeedbackStore:
             return record
         except FileNotFoundError:  # erased meanwhile
             return None
-        except (ValueError, TypeError, OSError) as e:
+        except (ValueError, TypeError, OSError, RecursionError) as e:  # RecursionError: absurdly nested JSON
             self._quarantine(path, printable(str(e).splitlines()[0] if str(e) else type(e).__name__))
             return None
 
