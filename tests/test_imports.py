@@ -31,7 +31,6 @@ ALLOWED = {
     "inputs": {"clip", "labels", "runtime.base", "towers.audio", "towers.video"},
     "analysis": {"clip", "inputs", "labels", "runtime", "runtime.torch_backend", "towers.asr", "towers.video"},
     "live": {"analysis", "clip", "inputs", "labels", "towers.audio", "towers.video"},  # live windows -> Analyzer
-    "live": {"analysis", "clip", "inputs", "labels", "towers.audio", "towers.video"},  # live windows -> Analyzer
     "corrections": set(),
     "corrections.record": {"labels"},
     "corrections.store": {"clip", "files", "corrections.dataset", "corrections.record"},  # clip: probe() a kept clip

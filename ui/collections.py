@@ -153,16 +153,19 @@ def tab(store_dir: str | Path) -> None:
 
     def load(collection: str, typed: str, hide: bool, skip_ids: list[str], profile: gr.OAuthProfile | None):
         who = _who(typed, profile)
-        blank = [gr.update(value=None, visible=False)] * 3
+
+        def empty(message: str, progress_line: str) -> list:  # no clip: the form cleared, the players hidden
+            return ["", message, *[gr.update(value=None, visible=False)] * 3, "", "", None, "", "", "", None, "",
+                    progress_line]
+
         if not collection:
-            return ["", "No collection yet: `stresslab collections create`.", *blank, "", "", *[None] * 7, ""]
+            return empty("No collection yet: `stresslab collections create`.", "")
         ws = stresslab.Workspace(store, collection)
         if not who:
-            return ["", "Type your name to start.", *blank, "", "", *[None] * 7, _progress_md(ws, "")]
+            return empty("Type your name to start.", _progress_md(ws, ""))
         cid = ws.next_clip(who, skip_ids)
         if cid is None:
-            return ["", f"Nothing left for {who} in {collection}: thank you!", *blank, "", "", *[None] * 7,
-                    _progress_md(ws, who)]
+            return empty(f"Nothing left for {who} in {collection}: thank you!", _progress_md(ws, who))
         c = ws.clip(cid)
         media = [gr.update(value=_serve(c.path) if c.kind == k else None, visible=c.kind == k)
                  for k in ("video", "audio", "image")]
