@@ -32,7 +32,7 @@ from ui import plots
 log = logging.getLogger("stresslab.live")
 FRAME_EVERY = 0.2  # s between webcam frames sent by the page
 AUDIO_EVERY = 0.5  # s of microphone audio per chunk
-PLOTS_EVERY = 1.0  # s between redraws of the figures (the text answer is redrawn with every frame)
+PLOTS_EVERY = 2.0  # s between redraws of the figures, by a timer (the text answer is redrawn with every frame)
 STOP_GRACE = 1.5  # s after Stop during which frames still in flight are ignored
 
 
@@ -137,22 +137,24 @@ class LiveTab:
                 s = None  # a stream started again after a stop: a fresh session
             if s is None and start:
                 s = self.sessions[sid] = SimpleNamespace(live=stresslab.LiveSession(self.analyzer, self.settings),
-                                                         origin=time.monotonic(), audio_next=None, plotted=-1e9,
-                                                         stopped_at=0.0)
+                                                         origin=time.monotonic(), audio_next=None, latest=None,
+                                                         drawn=None, stopped_at=0.0)
             return s
 
     def start(self, request: gr.Request) -> dict:
         with self._lock:
             self.sessions.pop(request.session_hash, None)
         self._session(request.session_hash)
-        return {self.c.status: "Live: streaming. Look into the camera and speak; the answer follows you."}
+        return {self.c.status: "Live: streaming. Look into the camera and speak; the answer follows you.",
+                self.c.timer: gr.Timer(active=True)}
 
     def stop(self, request: gr.Request) -> dict:
         s = self._session(request.session_hash, start=False)
         if s is not None:
             s.live.stop()
             s.stopped_at = time.monotonic()
-        return {self.c.status: "Stopped. Analyse the last seconds as a clip, or start again."}
+        return {self.c.status: "Stopped. Analyse the last seconds as a clip, or start again.",
+                self.c.timer: gr.Timer(active=False)}
 
     def end(self, request: gr.Request) -> None:
         """The tab closed: its stream and session go (Gradio cancels the stream events themselves)."""
@@ -161,21 +163,26 @@ class LiveTab:
 
     # --- streams -----------------------------------------------------------------------------------------------
     def frame(self, image: np.ndarray | None, request: gr.Request):
-        """A webcam frame -> the answer now (and the figures, at most once every PLOTS_EVERY seconds)."""
+        """A webcam frame -> the answer now, as HTML (the figures are redrawn by the timer: redraw())."""
         received = time.time()
         s = self._session(request.session_hash)
-        c = self.c
         if image is None or (s.live.stopped and time.monotonic() - s.stopped_at <= STOP_GRACE):
-            return {c.answer: gr.skip()}
+            return gr.skip()
         s.live.add_frame(np.asarray(image)[..., :3], time.monotonic() - s.origin)
-        r = s.live.update()
-        out = {c.answer: answer_html(r, received, time.time()), c.raw: r}
-        if time.monotonic() - s.plotted >= PLOTS_EVERY:
-            s.plotted = time.monotonic()
-            out[c.timeline] = timeline_figure(r, self.settings.timeline_seconds)
-            if r["emotion"]:
-                out.update({c.fused: plots.fused_bar(r), c.gauge: plots.stress_gauge(r),
-                            c.per_modality: plots.modalities_bar(r), c.weights: plots.weights_bar(r)})
+        s.latest = s.live.update()
+        return answer_html(s.latest, received, time.time())
+
+    def redraw(self, request: gr.Request) -> dict:
+        """The timer's tick: the figures and the JSON for the latest answer, when there is a new one."""
+        c, s = self.c, self._session(request.session_hash, start=False)
+        r = getattr(s, "latest", None)
+        if r is None or r is getattr(s, "drawn", None):
+            return {c.timeline: gr.skip()}
+        s.drawn = r
+        out = {c.timeline: timeline_figure(r, self.settings.timeline_seconds), c.raw: r}
+        if r["emotion"]:
+            out.update({c.fused: plots.fused_bar(r), c.gauge: plots.stress_gauge(r),
+                        c.per_modality: plots.modalities_bar(r), c.weights: plots.weights_bar(r)})
         return out
 
     def audio(self, chunk: tuple | None, request: gr.Request) -> None:
@@ -250,19 +257,22 @@ class LiveTab:
                     c.timeline = gr.Plot(elem_id="live-timeline", show_label=False)
                     with gr.Accordion("the live answer as JSON", open=False):
                         c.raw = gr.JSON(elem_id="live-json")
-        outputs = [c.answer, c.raw, c.timeline, c.fused, c.gauge, c.per_modality, c.weights]
-        c.camera.stream(self.frame, c.camera, outputs, stream_every=FRAME_EVERY, time_limit=self.time_limit,
+        c.timer = gr.Timer(PLOTS_EVERY, active=False)
+        c.timer.tick(self.redraw, None, [c.timeline, c.raw, c.fused, c.gauge, c.per_modality, c.weights],
+                     concurrency_id="live-figures", concurrency_limit=self.streams, show_progress="hidden",
+                     api_visibility="private")
+        c.camera.stream(self.frame, c.camera, c.answer, stream_every=FRAME_EVERY, time_limit=self.time_limit,
                         concurrency_limit=self.streams, concurrency_id="live", show_progress="hidden",
                         api_visibility="private")
         c.mic.stream(self.audio, c.mic, None, stream_every=AUDIO_EVERY, time_limit=self.time_limit,
                      concurrency_limit=self.streams, concurrency_id="live-audio", show_progress="hidden",
                      api_visibility="private")
         c.text.input(self.words, c.text, None, queue=False, api_visibility="private")
-        c.start.click(self.start, None, [c.status], queue=False, api_visibility="private").then(
+        c.start.click(self.start, None, [c.status, c.timer], queue=False, api_visibility="private").then(
             None, None, None, js=click_js(True))
-        c.stop.click(self.stop, None, [c.status], queue=False, api_visibility="private").then(
+        c.stop.click(self.stop, None, [c.status, c.timer], queue=False, api_visibility="private").then(
             None, None, None, js=click_js(False))
-        c.send.click(self.stop, None, [c.status], queue=False, api_visibility="private").then(
+        c.send.click(self.stop, None, [c.status, c.timer], queue=False, api_visibility="private").then(
             None, None, None, js=click_js(False)).then(
             self.export, c.seconds, [page.media["video"], page.tabs, page.text, c.status], queue=False,
             api_visibility="private").then(None, None, None, js=ANALYSE)
