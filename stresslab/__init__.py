@@ -20,7 +20,6 @@ _EXPORTS = {
     "NothingToAnalyze": "analysis", "analyze": "analysis", "encode": "analysis", "fuse": "analysis",
     "TowerInputs": "inputs", "tower_inputs": "inputs", "configure_threads": "runtime",
     "LiveSession": "live", "LiveSettings": "live",
-    "LiveSession": "live", "LiveSettings": "live",
     "Clip": "clip", "ClipError": "clip", "ClipLimits": "clip", "load_clip": "clip",
     "MODALITIES": "fusion",
     "EMOTIONS": "labels", "stress_from_probs": "labels", "stress_level": "labels",
