@@ -212,6 +212,7 @@ def test_prelabel_killed_then_resumed_redoes_nothing(tmp_path, tiny_model_dir, c
     pre = json.loads(next(pre_dir.glob("*.json")).read_text())
     assert set(pre["probabilities"]) == set(CLASSES[:6]) and pre["entropy"] >= 0 and 0 <= pre["disagreement"] <= 1
     assert set(pre["modalities"]) == {"video", "audio", "text"}
+    assert pre["model"]["source"] == tiny_model_dir.name  # a folder's name, never the server's path
     # the uncertain-first order follows the stored entropies + disagreement
     c = Collection.load(store, "pre")
     code, out, _ = run_cli(capsys, "next", "pre", "--annotator", "z", "--store", store)
@@ -261,6 +262,36 @@ def test_annotations_sync_to_a_private_hub_repo_and_erasure_follows(tmp_path):
         sync.push_once()
         assert f"records/{b.id}.jsonl" not in hub.repos["lab/annotations"]
         assert [r.id for r in store.records()] == [a.id] and store.records()[0].voice_emotion == "sad"
+    finally:
+        hub.close()
+        from huggingface_hub import set_client_factory
+        from huggingface_hub.utils import _http
+
+        hub_sync._request_timeout = None
+        set_client_factory(_http.default_client_factory)
+
+
+def test_push_exports_to_a_private_repo_and_refuses_a_public_one(tmp_path, capsys, monkeypatch):
+    from stresslab.corrections import hub_sync
+
+    hub = FakeHub()
+    try:
+        clips, store = real_clips(tmp_path / "clips"), str(tmp_path / "store")
+        run_cli(capsys, "create", "p", "--from", str(clips), "--consent", "consent form v2", "--store", store)
+        clip = sorted(p.stem for p in clips.iterdir())[0]
+        run_cli(capsys, "label", "p", "--annotator", "a", "--clip", clip, "--emotion", "fear", "--store", store)
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        monkeypatch.delenv("HF_TOKEN", raising=False)
+        assert run_cli(capsys, "push", "p", "--repo", "lab/p", "--store", store)[0] == 2  # no token: refused
+        monkeypatch.setenv("HF_TOKEN", "hf_test_token")
+        code, out, err = run_cli(capsys, "push", "p", "--repo", "lab/p", "--store", store)
+        assert code == 0, err
+        assert hub.private["lab/p"] is True and "consent form v2" in hub.repos["lab/p"]["README.md"].decode()
+        assert {"data/train-00000.parquet", "stats.json", f"media/{clip}{Path(next(clips.glob(clip + '.*'))).suffix}"
+                } <= set(hub.repos["lab/p"])
+        hub.repos["lab/open"], hub.private["lab/open"] = {}, False
+        code, _, err = run_cli(capsys, "push", "p", "--repo", "lab/open", "--store", store)
+        assert code == 2 and "public" in err and hub.repos["lab/open"] == {}
     finally:
         hub.close()
         from huggingface_hub import set_client_factory

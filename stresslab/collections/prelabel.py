@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -62,9 +63,18 @@ def summarise(result: Mapping, run: str = "") -> dict:
         "modality_probabilities": {m: d["probabilities"] for m, d in present.items()},
         "reasons": {m: d.get("reason") for m, d in result["modalities"].items() if m not in present},
         "transcript": (result.get("transcript") or {}).get("text") or "",
-        "stress": (result.get("stress") or {}).get("score"), "model": result.get("model") or {},
+        "stress": (result.get("stress") or {}).get("score"), "model": _model_info(result.get("model") or {}),
         "entropy": entropy, "disagreement": disagreement, "run": run, "created_utc": now_utc(),
     }
+
+
+def _model_info(info: Mapping) -> dict:
+    """The model's name and version, and its source as a Hub id or a folder's name (never a server path)."""
+    out = dict(info)
+    source = out.get("source")
+    if isinstance(source, str) and (source.startswith("/") or not re.fullmatch(r"[\w.-]+/[\w.-]+", source)):
+        out["source"] = Path(str(source)).name
+    return out
 
 
 def _analyzer(model: str | None):
