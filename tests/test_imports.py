@@ -51,7 +51,8 @@ ALLOWED = {
     "collections.cli": {"__init__", "labels", "collections.agreement", "collections.annotations",
                         "collections.collection", "collections.export", "collections.prelabel",
                         "collections.queue"},
-    "cli": {"__init__", "analysis", "clip", "collections.cli", "corrections.cli", "fusion", "model", "runtime"},
+    "cli": {"__init__", "analysis", "clip", "collections.cli", "corrections.cli", "files", "fusion", "model",
+            "runtime"},
 }
 
 
