@@ -301,6 +301,39 @@ def test_push_exports_to_a_private_repo_and_refuses_a_public_one(tmp_path, capsy
         set_client_factory(_http.default_client_factory)
 
 
+def test_the_tab_syncs_annotations_to_a_private_repo(tmp_path, capsys, monkeypatch):
+    from stresslab import Workspace
+    from stresslab.corrections import hub_sync
+    from ui.collections import _SYNCS, annotation_sync
+
+    hub = FakeHub()
+    try:
+        clips, store = real_clips(tmp_path / "clips"), str(tmp_path / "store")
+        run_cli(capsys, "create", "s", "--from", str(clips), "--consent", "ok", "--store", store)
+        ws = Workspace(store, "s")
+        assert annotation_sync(ws) is None  # no token, no repo: annotations stay local
+        monkeypatch.setenv("HF_TOKEN", "hf_test_token")
+        monkeypatch.setenv("STRESSLAB_COLLECTIONS_REPO", "lab/ann")
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        saved = ws.save(ws.next_clip("ana"), "ana", "sad", stress=2, voice="sad")
+        sync = annotation_sync(ws)
+        assert sync is annotation_sync(ws)  # one per collection
+        sync.nudge()
+        assert sync.flush(timeout=30)
+        assert hub.private == {"lab/ann-s": True}
+        assert hub.repos["lab/ann-s"][f"records/{saved.id}.jsonl"] == ws.annotations.store.record_path(
+            saved.id).read_bytes()
+        sync.stop()
+        _SYNCS.clear()
+    finally:
+        hub.close()
+        from huggingface_hub import set_client_factory
+        from huggingface_hub.utils import _http
+
+        hub_sync._request_timeout = None
+        set_client_factory(_http.default_client_factory)
+
+
 def test_label_stats_export_stay_free_of_torch(tmp_path):
     code = ("import sys; import stresslab.collections.cli, stresslab.collections.export; "
             "assert not [m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers')], 'model code'")

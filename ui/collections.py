@@ -57,6 +57,23 @@ if (!window.__stresslabCollectionKeys) {
 }
 """
 _SERVED = Path(tempfile.gettempdir()) / f"stresslab-collections-{os.getpid()}"
+_SYNCS: dict[str, object] = {}  # collection folder -> its started HubSync (one per process)
+
+
+def annotation_sync(ws) -> object | None:
+    """The background Hub sync of a collection's annotations, started on first use: with HF_TOKEN and
+    STRESSLAB_COLLECTIONS_REPO=owner/prefix, the collection NAME goes to the private dataset repo owner/prefix-NAME
+    (the correction store's HubSync: exactly once, erasures propagated, retried through outages). None otherwise."""
+    token, prefix = os.environ.get("HF_TOKEN"), os.environ.get("STRESSLAB_COLLECTIONS_REPO")
+    if not token or not prefix:
+        return None
+    key = str(ws.annotations.root)
+    if key not in _SYNCS:
+        sync = stresslab.HubSync(ws.annotations.store, f"{prefix}-{ws.name}", token,
+                                 endpoint=os.environ.get("HF_ENDPOINT") or None)
+        sync.start()
+        _SYNCS[key] = sync
+    return _SYNCS[key]
 
 
 def _serve(path: Path) -> str:
@@ -186,6 +203,12 @@ def tab(store_dir: str | Path) -> None:
                         voice=v or None, words=w or None, blind=bool(hide), app_version=f"app {stresslab.__version__}")
         except ValueError as e:
             return [gr.update()] * len(shown) + [f"Not saved: {e}", gr.update()]
+        try:
+            sync = annotation_sync(ws)
+        except Exception:  # a sync that cannot start must not lose the label, which is saved locally already
+            sync = None
+        if sync is not None:
+            sync.nudge()
         done = load(collection, typed, hide, skip_ids, profile)
         return [*done, f"Saved `{cid}` as {answer}. Receipt: `{r.id}`", _stats_md(store, collection)]
 
