@@ -2,6 +2,7 @@
 
     stresslab analyze PATH [PATH ...] [--text TEXT] [--model DIR_OR_HUB_ID] [--json]
     stresslab corrections add|list|export|push|erase ...
+    stresslab export MODEL OUT [--int8]            (ONNX graphs that analyse without torch)
 
 Bad input, and a model that cannot be loaded, exit with status 2 and one line `error: ...` on stderr (no traceback,
 control characters in names escaped); the other paths of a batch still get their results. With --json, stdout
@@ -23,8 +24,8 @@ from .collections import cli as cli_collections
 from .corrections import cli as cli_corrections
 from .files import printable, shown
 from .fusion import MODALITIES
-from .model import load_model
-from .runtime import configure_threads
+from .runtime import cli as cli_runtime
+from .runtime import configure_threads, load_model
 
 
 def _error(message: str) -> None:
@@ -64,7 +65,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         return 2
     configure_threads()
     try:
-        model = load_model(args.model)
+        model = load_model(args.model, runtime=args.runtime)
     except Exception as e:  # CheckpointError, FileNotFoundError, or anything else: one line, never a traceback
         _error(f"cannot load the model {args.model or '(bundled default)'}: {str(e).strip() or type(e).__name__}")
         return 2
@@ -102,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("paths", nargs="*", help="video, audio or image files")
     a.add_argument("--text", help="typed words (override any transcript)")
     a.add_argument("--model", help="checkpoint folder or Hub model id (default: STRESSLAB_MODEL or the bundled one)")
+    a.add_argument("--runtime", choices=["torch", "onnx"], help="force a runtime (default: STRESSLAB_RUNTIME, else "
+                   "onnx for a folder written by `stresslab export`, torch otherwise)")
     a.add_argument("--json", action="store_true", help="print one JSON document (a list for several inputs)")
     a.add_argument("--compact", action="store_true", help="with --json: one line")
     a.add_argument("--no-ablations", action="store_true", help="skip the drop-one-modality reruns")
@@ -109,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.set_defaults(func=cmd_analyze)
     cli_corrections.register(sub)
     cli_collections.register(sub)
+    cli_runtime.register(sub)
     return p
 
 

@@ -28,6 +28,9 @@ ALLOWED = {
     "runtime": {"model", "runtime.base", "runtime.onnx_backend", "runtime.torch_backend"},
     "runtime.base": set(),
     "runtime.torch_backend": {"model", "runtime.base"},
+    "runtime.onnx_backend": {"labels", "model", "runtime", "runtime.base"},
+    "runtime.export": {"labels", "model"},
+    "runtime.cli": {"model", "runtime.export"},
     "inputs": {"clip", "labels", "runtime.base", "towers.audio", "towers.video"},
     "analysis": {"clip", "inputs", "labels", "runtime", "runtime.torch_backend", "towers.asr", "towers.video"},
     "live": {"analysis", "clip", "inputs", "labels", "towers.audio", "towers.video"},  # live windows -> Analyzer
@@ -52,7 +55,7 @@ ALLOWED = {
                         "collections.collection", "collections.export", "collections.prelabel",
                         "collections.queue"},
     "cli": {"__init__", "analysis", "clip", "collections.cli", "corrections.cli", "files", "fusion", "model",
-            "runtime"},
+            "runtime", "runtime.cli"},
 }
 
 

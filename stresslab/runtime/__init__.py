@@ -7,13 +7,14 @@ an exported folder analyses with onnxruntime alone. Training keeps the torch Str
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 from pathlib import Path
 
 from .base import Backend, Scores
 
-__all__ = ["Backend", "Scores", "configure_threads", "threads", "load_backend", "is_onnx_folder"]
+__all__ = ["Backend", "Scores", "configure_threads", "threads", "load_backend", "load_model", "is_onnx_folder"]
 _THREADS: int | None = None
 
 
@@ -54,10 +55,30 @@ def load_backend(name: str | Path | None = None, runtime: str | None = None) -> 
     if runtime not in (None, "torch", "onnx"):
         raise ValueError(f"runtime must be 'torch' or 'onnx', not {runtime!r}")
     if runtime == "onnx" or (runtime is None and is_onnx_folder(name)):
-        from .onnx_backend import OnnxBackend
-
-        return OnnxBackend.load(name)
-    from ..model import load_model
+        return _onnx(name)
+    from ..model import load_model as load_torch
     from .torch_backend import TorchBackend
 
-    return TorchBackend(load_model(name))
+    return TorchBackend(load_torch(name))
+
+
+def load_model(name: str | Path | None = None, runtime: str | None = None):
+    """What `name` holds, ready to analyse: a torch StressModel for a checkpoint folder or Hub id, an OnnxBackend
+    for a folder written by `stresslab export` (or with runtime="onnx"). Both go to Analyzer / analyze as they are.
+    Loaded once per process."""
+    from ..model import default_model_name
+
+    name = str(name) if name is not None else default_model_name()
+    runtime = runtime or os.environ.get("STRESSLAB_RUNTIME") or None
+    if runtime == "onnx" or (runtime is None and is_onnx_folder(name)):
+        return _onnx(name)
+    from ..model import load_model as load_torch
+
+    return load_torch(name)
+
+
+@functools.lru_cache(maxsize=4)
+def _onnx(name: str) -> Backend:
+    from .onnx_backend import OnnxBackend
+
+    return OnnxBackend.load(name)
