@@ -9,8 +9,8 @@ label and the soft label distribution, its media, and a dataset card stating the
 Row: clip_id, file ("media/<clip><ext>"), media_kind, n_labels, annotations (list of {id, annotator, answer,
 stress, face, voice, words, note, blind, created_utc}), majority ("" without one), soft_label (list over
 `classes` = the six emotions + "none", summing to 1, or zeros), stress_mean (0.0 when unrated), stress_ratings,
-model_emotion (the prelabel's fused answer, "" without one). Absent values are "" / 0, never null, so every
-row has one type per field.
+model_emotion (the prelabel's fused answer, "" without one), transcript (the prelabel's words, "" without one).
+Absent values are "" / 0, never null, so every row has one type per field.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def _features():
         "clip_id": text, "file": text, "media_kind": text, "n_labels": datasets.Value("int32"),
         "annotations": datasets.List(note), "majority": text,
         "soft_label": datasets.List(datasets.Value("float32")), "stress_mean": datasets.Value("float32"),
-        "stress_ratings": datasets.List(datasets.Value("int32")), "model_emotion": text})
+        "stress_ratings": datasets.List(datasets.Value("int32")), "model_emotion": text, "transcript": text})
 
 
 def rows(collection: Collection, all_clips: bool = False) -> tuple[list[dict], dict]:
@@ -64,7 +64,8 @@ def rows(collection: Collection, all_clips: bool = False) -> tuple[list[dict], d
                              "created_utc": r.created_utc} for r in labels],
             "majority": majority(answers) or "", "soft_label": soft_label(answers),
             "stress_mean": sum(ratings) / len(ratings) if ratings else 0.0, "stress_ratings": ratings,
-            "model_emotion": (prelabels.get(c.id) or {}).get("emotion", ""), "_path": c.path})
+            "model_emotion": (prelabels.get(c.id) or {}).get("emotion", ""),
+            "transcript": (prelabels.get(c.id) or {}).get("transcript", ""), "_path": c.path})
     return out, stats
 
 
@@ -96,7 +97,8 @@ Stated by the collection's owner when creating it:
 (every label: the annotator, the answer (one of {", ".join(CLASSES)} or "cant_tell"), stress 1-5 (0 = not rated),
 what the face, voice and words show (optional), a note, and whether the model's answer was hidden (`blind`)),
 `majority` (the most frequent answer, "" on a tie), `soft_label` (the share of each of {", ".join(CLASSES)}, in
-that order; "can't tell" left out), `stress_mean`, `model_emotion` (the model's pre-label), and `file`, the clip.
+that order; "can't tell" left out), `stress_mean`, `model_emotion` and `transcript` (the model's pre-label), and
+`file`, the clip.
 
 ## Agreement
 ```
