@@ -30,7 +30,7 @@ import stresslab
 from ui import plots
 
 log = logging.getLogger("stresslab.live")
-FRAME_EVERY = 0.2  # s between webcam frames sent by the page
+FRAME_EVERY = 0.15  # s between webcam frames sent by the page (one is skipped while the previous is answered)
 AUDIO_EVERY = 0.5  # s of microphone audio per chunk
 PLOTS_EVERY = 2.0  # s between redraws of the figures, by a timer (the text answer is redrawn with every frame)
 STOP_GRACE = 1.5  # s after Stop during which frames still in flight are ignored
@@ -130,11 +130,13 @@ class LiveTab:
         self.time_limit = float(os.environ.get("STRESSLAB_LIVE_SECONDS", 300))
 
     # --- sessions ----------------------------------------------------------------------------------------------
-    def _session(self, sid: str, start: bool = True) -> SimpleNamespace | None:
+    def _session(self, sid: str, start: bool = True, restart: bool = False) -> SimpleNamespace | None:
+        """The tab's session; start: make one if there is none; restart: replace a stopped one (frames arriving
+        well after Stop mean the camera was started again; audio never restarts a session)."""
         with self._lock:
             s = self.sessions.get(sid)
-            if s is not None and s.live.stopped and time.monotonic() - s.stopped_at > STOP_GRACE and start:
-                s = None  # a stream started again after a stop: a fresh session
+            if s is not None and s.live.stopped and time.monotonic() - s.stopped_at > STOP_GRACE and restart:
+                s = None
             if s is None and start:
                 s = self.sessions[sid] = SimpleNamespace(live=stresslab.LiveSession(self.analyzer, self.settings),
                                                          origin=time.monotonic(), audio_next=None, latest=None,
@@ -154,7 +156,7 @@ class LiveTab:
             s.live.stop()
             s.stopped_at = time.monotonic()
         return {self.c.status: "Stopped. Analyse the last seconds as a clip, or start again.",
-                self.c.timer: gr.Timer(active=False)}
+                self.c.timer: gr.Timer(active=False), self.c.raw: getattr(s, "latest", None)}
 
     def end(self, request: gr.Request) -> None:
         """The tab closed: its stream and session go (Gradio cancels the stream events themselves)."""
@@ -165,7 +167,7 @@ class LiveTab:
     def frame(self, image: np.ndarray | None, request: gr.Request):
         """A webcam frame -> the answer now, as HTML (the figures are redrawn by the timer: redraw())."""
         received = time.time()
-        s = self._session(request.session_hash)
+        s = self._session(request.session_hash, restart=True)
         if image is None or (s.live.stopped and time.monotonic() - s.stopped_at <= STOP_GRACE):
             return gr.skip()
         s.live.add_frame(np.asarray(image)[..., :3], time.monotonic() - s.origin)
@@ -179,10 +181,9 @@ class LiveTab:
         if r is None or r is getattr(s, "drawn", None):
             return {c.timeline: gr.skip()}
         s.drawn = r
-        out = {c.timeline: timeline_figure(r, self.settings.timeline_seconds), c.raw: r}
-        if r["emotion"]:
-            out.update({c.fused: plots.fused_bar(r), c.gauge: plots.stress_gauge(r),
-                        c.per_modality: plots.modalities_bar(r), c.weights: plots.weights_bar(r)})
+        out = {c.timeline: timeline_figure(r, self.settings.timeline_seconds)}
+        if r["emotion"]:  # each modality's answer and attention are in the HTML answer, redrawn with every frame
+            out.update({c.fused: plots.fused_bar(r), c.gauge: plots.stress_gauge(r)})
         return out
 
     def audio(self, chunk: tuple | None, request: gr.Request) -> None:
@@ -251,14 +252,11 @@ class LiveTab:
                     with gr.Row():
                         c.fused = gr.Plot(elem_id="live-fused", show_label=False, min_width=280)
                         c.gauge = gr.Plot(elem_id="live-gauge", show_label=False, min_width=280)
-                    with gr.Row():
-                        c.per_modality = gr.Plot(elem_id="live-modalities", show_label=False, min_width=280)
-                        c.weights = gr.Plot(elem_id="live-attention", show_label=False, min_width=280)
                     c.timeline = gr.Plot(elem_id="live-timeline", show_label=False)
-                    with gr.Accordion("the live answer as JSON", open=False):
+                    with gr.Accordion("the last live answer as JSON (shown after Stop)", open=False):
                         c.raw = gr.JSON(elem_id="live-json")
         c.timer = gr.Timer(PLOTS_EVERY, active=False)
-        c.timer.tick(self.redraw, None, [c.timeline, c.raw, c.fused, c.gauge, c.per_modality, c.weights],
+        c.timer.tick(self.redraw, None, [c.timeline, c.fused, c.gauge],
                      concurrency_id="live-figures", concurrency_limit=self.streams, show_progress="hidden",
                      api_visibility="private")
         c.camera.stream(self.frame, c.camera, c.answer, stream_every=FRAME_EVERY, time_limit=self.time_limit,
@@ -270,9 +268,9 @@ class LiveTab:
         c.text.input(self.words, c.text, None, queue=False, api_visibility="private")
         c.start.click(self.start, None, [c.status, c.timer], queue=False, api_visibility="private").then(
             None, None, None, js=click_js(True))
-        c.stop.click(self.stop, None, [c.status, c.timer], queue=False, api_visibility="private").then(
+        c.stop.click(self.stop, None, [c.status, c.timer, c.raw], queue=False, api_visibility="private").then(
             None, None, None, js=click_js(False))
-        c.send.click(self.stop, None, [c.status, c.timer], queue=False, api_visibility="private").then(
+        c.send.click(self.stop, None, [c.status, c.timer, c.raw], queue=False, api_visibility="private").then(
             None, None, None, js=click_js(False)).then(
             self.export, c.seconds, [page.media["video"], page.tabs, page.text, c.status], queue=False,
             api_visibility="private").then(None, None, None, js=ANALYSE)
