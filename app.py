@@ -33,7 +33,7 @@ from types import SimpleNamespace
 import gradio as gr
 
 import stresslab
-from ui import page, plots, retention, teaching
+from ui import live, page, plots, retention, teaching
 from ui.layout import layout
 
 log = logging.getLogger("stresslab.app")
@@ -44,13 +44,13 @@ NONE_OF_THESE = "none of these"
 
 @dataclass
 class Loaded:
-    """What a session's player shows, as the server last set it: a clicked example is set here at once, before the
-    browser shows it, so an Analyse pressed meanwhile analyses what the player is about to show (no race)."""
+    """What a session's inputs hold, as the server last set them. Each change gets a new version that the page
+    receives with it; an Analyse sent with an older version than this (an example or upload still on its way to the
+    player) is refused, so an answer is always about what the player shows."""
 
     version: int = 0
     media: str | None = None  # the file to analyse
     source: str | None = None  # which input holds it: "video", "audio" or "image"
-    example: str | None = None  # the bundled example's original file (the player shows Gradio's mp4 copy)
 
 
 class App:
@@ -61,6 +61,7 @@ class App:
                  files: retention.SessionFiles | None = None, examples: Path = EXAMPLES, teach: bool = False):
         self.analyzer, self.store, self.sync = analyzer, store, sync
         self.examples = sorted(p for p in examples.glob("*") if p.suffix in (".flv", ".mp3"))
+        self.bundled = {p.stem: p for p in self.examples}
         self.files = files or retention.SessionFiles(retention.cache_folder(), keep=set(self.examples))
         self.loaded: dict[str, Loaded] = {}
         self._lock = threading.Lock()
@@ -104,18 +105,20 @@ class App:
         if value is None:
             if loaded.source != which:
                 return {c.loaded: gr.skip()}
-            version = self._set(sid, media=None, source=None, example=None)
+            version = self._set(sid, media=None, source=None)
             return {c.loaded: version, **self._stale("the input was cleared")}
-        ex = loaded.example
-        media = ex if ex and Path(ex).stem == Path(value).stem else value  # the example's player copy
-        version = self._set(sid, media=media, source=which, example=ex if media == ex else None)
+        example = self.bundled.get(Path(value).stem)  # the player shows Gradio's mp4 copy of a bundled example
+        media = str(example) if example else value
+        if media == loaded.media and which == loaded.source:  # the page now shows what was loaded: no change
+            return {c.loaded: loaded.version}
+        version = self._set(sid, media=media, source=which)
         others = [comp for name, comp in c.media.items() if name != which]
         return {**{comp: None for comp in others}, c.loaded: version, **self._stale("a new input is loaded")}
 
     def pick_example(self, path: Path, request: gr.Request) -> dict:
         """A bundled example clicked: load it into its input (the original file is what gets analysed)."""
         which = "video" if path.suffix == ".flv" else "audio"
-        version = self._set(request.session_hash, media=str(path), source=which, example=str(path))
+        version = self._set(request.session_hash, media=str(path), source=which)
         return {self.c.media[which]: str(path), self.c.loaded: version, self.c.tabs: gr.Tabs(selected=which),
                 **self._stale("a new input is loaded")}
 
@@ -132,15 +135,14 @@ class App:
     def analyse(self, video, audio, image, text, client_version, session, request: gr.Request,
                 progress: gr.Progress = gr.Progress()) -> dict:  # noqa: B008 (Gradio's way to ask for progress)
         """Decode, run the towers once (kept in the session for the toggles), fuse, and show every view."""
-        sid = request.session_hash
+        sid, c, previous = request.session_hash, self.c, (session or {}).get("result")
         loaded = self.loaded.get(sid, Loaded())
-        if loaded.version != client_version:  # the server set a newer input than the page had when it asked
-            media = loaded.media
-        else:
-            media = video or audio or image or None
-            if media and loaded.example and Path(media).stem == Path(loaded.example).stem:
-                media = loaded.example
-        c, previous = self.c, (session or {}).get("result")
+        if loaded.version != client_version:  # an input is loading that the page does not show yet (no race)
+            return {c.status: page.status("A new input is still loading: press Analyse again once it shows."),
+                    **self._stale("a new input is loading")}
+        media = video or audio or image or None
+        if media and Path(media).stem in self.bundled:  # Gradio's mp4 copy of a bundled example: the original
+            media = str(self.bundled[Path(media).stem])
         try:
             progress(0.05, desc="decoding the clip")
             t0 = time.perf_counter()
@@ -158,7 +160,7 @@ class App:
             gr.Warning(message)
             return {c.status: page.status(message, "Could not analyse:"), c.correction: gr.update(visible=False),
                     **self._stale("it could not be analysed")}
-        known = teaching.known_label(media) if media and media == loaded.example else None
+        known = teaching.known_label(media) if media and Path(media).stem in self.bundled else None
         session = {"id": sid, "encoded": encoded, "media": media, "result": result, "known": known, "record": None}
         what = ("the example " + teaching.example_name(Path(media)) if known else
                 f"your {clip.kind} ({clip.duration:.1f} s)" if media else "the typed words")
@@ -345,9 +347,9 @@ class App:
             for which, comp in c.media.items():
                 comp.change(self._on_media(which), comp, [*c.media.values(), c.loaded, c.stale, c.results],
                             queue=False, **private)
-            for picker, paths in c.pickers:
+            for picker, paths in c.pickers:  # every click sent, loaded one at a time in order: the last one wins
                 picker.click(self._on_pick(paths), picker, [*c.media.values(), c.loaded, c.tabs, c.stale, c.results],
-                             queue=False, **private)
+                             trigger_mode="multiple", concurrency_id="load", concurrency_limit=1, **private)
             c.text.input(lambda: self._stale("the words changed"), None, [c.stale, c.results], queue=False, **private)
             results = [c.headline, c.fused, c.gauge, c.explanation, c.table, c.per_modality, c.weights, c.ablation,
                        c.timeline, c.diagram, c.words, c.raw, c.gallery, c.session, c.status, c.stale, c.results,
@@ -369,6 +371,7 @@ class App:
                 trigger(self.erase, [c.erase_id, c.receipts], [c.erase_status, c.receipts, c.receipt_list], **private)
             c.teaching.expand(self.teaching_html, None, c.mistakes, **private)
             demo.unload(self.end_session)
+            live.LiveTab(self).build(demo, c)  # the Live section (ui/live.py): webcam + microphone streams
             # API-only endpoints: gradio_client.Client(url).predict(..., api_name="/analyze")
             c.api_button.click(self.analyze_api, [c.api_media, c.api_text], c.api_out, api_name="analyze",
                                concurrency_id="analysis")

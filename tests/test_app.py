@@ -134,12 +134,16 @@ def test_typed_words_are_text_not_html(page):
     assert "<img" not in out[c.headline] + out[c.table] + out[c.status] + out[c.explanation]
 
 
-def test_an_example_clicked_before_the_page_caught_up_is_what_is_analysed(page):
+def test_an_example_clicked_before_the_page_caught_up_is_never_analysed_as_the_old_one(page):
     c, sid = page.c, "s5"
     sad, anger = EXAMPLES / "1001_DFA_SAD_XX.flv", EXAMPLES / "1001_DFA_ANG_XX.flv"
     shown = page.pick_example(sad, Request(sid))
-    page.pick_example(anger, Request(sid))  # the page has not received this one yet: it still sends sad
+    now = page.pick_example(anger, Request(sid))  # the page has not received this one yet: it still sends sad
     out = page.analyse(shown[c.media["video"]], None, None, "", shown[c.loaded], None, Request(sid))
+    assert "still loading" in out[c.status] and c.headline not in out  # refused: the player is about to change
+    copy = str(page.uploads / "1001_DFA_ANG_XX.mp4")  # the player's mp4 copy of the example, once it shows
+    assert page.media_changed("video", copy, Request(sid)) == {c.loaded: now[c.loaded]}  # no new version
+    out = page.analyse(copy, None, None, "", now[c.loaded], None, Request(sid))
     assert "anger · actor 1001" in out[c.status] and "asked to show <strong>anger" in out[c.headline]
 
 

@@ -122,8 +122,15 @@ def _stats_md(store: Path, name: str) -> str:
     ws = stresslab.Workspace(store, name)
     s = ws.stats()
     per = "\n".join(f"| {a} | {v['labels']} |" for a, v in s["per_annotator"].items())
-    return (f"```\n{ws.stats_text(s)}\n```\n\n| annotator | labels |\n| --- | --- |\n{per}"
-            if per else "No labels yet.")
+    if not per:
+        return "No labels yet."
+    names = {"none": "none of these"}
+    head = " | ".join(names.get(c, c) for c in s["classes"])
+    rows = "\n".join(f"| **{names.get(c, c)}** | " + " | ".join(str(n) for n in row) + " |"
+                     for c, row in zip(s["classes"], s["confusion"], strict=True))
+    confusion = (f"Confusion between annotators (pairs of labels given to the same clip):\n\n| | {head} |\n"
+                 f"|---|{'---|' * len(s['classes'])}\n{rows}")
+    return (f"```\n{ws.stats_text(s)}\n```\n\n| annotator | labels |\n| --- | --- |\n{per}\n\n{confusion}")
 
 
 def tab(store_dir: str | Path) -> None:

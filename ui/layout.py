@@ -121,7 +121,7 @@ def layout(app) -> tuple[gr.Blocks, SimpleNamespace]:
                                        elem_id="faces-gallery", allow_preview=False, visible=False,
                                        object_fit="contain", interactive=False, buttons=[])
                 c.words = gr.Textbox(label="the words used", interactive=False, visible=False, elem_id="transcript")
-                with gr.Accordion("the result as JSON (the API's answer)", open=False):
+                with gr.Accordion("the result as JSON (the API's answer)", open=False, elem_id="json-panel"):
                     c.raw = gr.JSON(elem_id="raw-json")
         with gr.Accordion("For teaching: how good the model is, and where it goes wrong", open=False,
                           elem_id="teaching") as c.teaching:

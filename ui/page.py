@@ -92,7 +92,7 @@ def esc(text: object) -> str:
 def status(message: str, strong: str = "") -> str:
     """The status line (the page's live region): an optional bold lead-in, then plain text."""
     lead = f"<strong>{esc(strong)}</strong> " if strong else ""
-    return f"<p>{lead}{esc(message)}</p>"
+    return f"<p class='msg'>{lead}{esc(message)}</p>"
 
 
 def reason(m: str, why: str | None) -> str:
