@@ -168,6 +168,7 @@ def test_two_annotators_label_by_keyboard_and_see_the_hand_computed_agreement(br
         ana.click("#coll-refresh")
         ana.wait_for_function("() => document.querySelector('#coll-stats').innerText.includes('8 labels')")
         stats = text(ana, "coll-stats")
+        assert "Confusion between annotators" in stats
         assert "4 of 4 clips have 2 labels" in text(ana, "coll-progress")
     finally:
         ana_ctx.close()
