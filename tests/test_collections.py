@@ -148,6 +148,16 @@ def test_queue_k_labels_never_twice_and_uncertain_first():
     assert next_clips(ids, [], "a", 2, "random", skipped={"c4"})[-1] == "c4"  # skipped: back of the queue
 
 
+def test_a_bad_file_among_annotations_is_quarantined_and_the_rest_read(tmp_path):
+    store = AnnotationStore(tmp_path)
+    good = store.add(annotation("c", "clip1", "ana", "fear", face="fear"))
+    (tmp_path / "records" / ("b" * 32 + ".jsonl")).write_text('{"emotion": "joy"')  # truncated, unknown emotion
+    os.symlink(store.store.record_path(good.id), tmp_path / "records" / ("c" * 32 + ".jsonl"))
+    assert [(r.id, r.face_emotion) for r in store.records()] == [(good.id, "fear")]
+    assert sorted(store.store.quarantined()) == ["b" * 32 + ".jsonl", "c" * 32 + ".jsonl"]
+    assert [r.id for r in store.records()] == [good.id]
+
+
 def _save_many(root: str, who: str, clip_ids: list[str], go) -> None:
     go.wait()
     store = AnnotationStore(root)

@@ -18,13 +18,14 @@ import dataclasses
 import hashlib
 import json
 import logging
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
 
-from ..corrections.store import CorrectionRecord, FeedbackStore
+from ..corrections.store import MAX_RECORD_BYTES, CorrectionRecord, FeedbackStore
 from ..labels import EMOTIONS
 
 log = logging.getLogger(__name__)
@@ -123,16 +124,39 @@ class AnnotationStore:
             return self.store.add(record)  # type: ignore[return-value]
 
     def records(self, annotator: str | None = None) -> list[AnnotationRecord]:
-        """Every valid annotation, oldest first (optionally one annotator's). Bad files go to quarantine/ through
-        the store's reader; a file erased meanwhile is skipped."""
+        """Every valid annotation, oldest first (optionally one annotator's); a file erased meanwhile is skipped.
+        One pass over records/ reads the regular files that parse as annotations; if any file does not, the
+        store's own reader runs (it moves bad files to quarantine/ and logs them) and the rest are read again."""
+        out, odd = [], False
+        for path in (self.root / "records").glob("*.jsonl"):
+            try:
+                info = path.lstat()
+                if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_RECORD_BYTES:
+                    odd = True
+                    continue
+                a = AnnotationRecord.from_dict(json.loads(path.read_bytes().decode("utf-8")))
+            except FileNotFoundError:
+                continue
+            except (ValueError, TypeError, RecursionError, OSError):
+                odd = True
+                continue
+            if a.id != path.stem:
+                odd = True
+            elif annotator is None or a.annotator == annotator:
+                out.append(a)
+        if odd:
+            self.store.records()  # quarantines what is not a valid record (and says so once)
+            return self._records_slow(annotator)
+        return sorted(out, key=lambda r: (r.created_utc, r.id))
+
+    def _records_slow(self, annotator: str | None) -> list[AnnotationRecord]:
         out = []
         for r in self.store.records():
             try:
-                raw = self.store.record_path(r.id).read_bytes()
-                a = AnnotationRecord.from_dict(json.loads(raw.decode("utf-8")))
+                a = AnnotationRecord.from_dict(json.loads(self.store.record_path(r.id).read_bytes().decode("utf-8")))
             except FileNotFoundError:
                 continue
-            except (ValueError, TypeError) as e:
+            except (ValueError, TypeError) as e:  # a valid correction, not an annotation: left where it is
                 log.warning("record %s is not an annotation (%s); left out", r.id, e)
                 continue
             if annotator is None or a.annotator == annotator:
