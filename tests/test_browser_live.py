@@ -113,7 +113,6 @@ def test_live_stream_updates_stops_and_analyses_the_last_seconds(page, server):
     page.wait_for_function("() => document.querySelector('#status').innerText.includes('Analysed')",
                            timeout=WAIT)
     status = page.inner_text("#status")
-    page.screenshot(path=str(SHOTS / "live-analysed.png"), full_page=True)
     assert "your video" in status, status
     table = page.inner_text("#modality-table")
     assert "face" in table and "voice" in table, table

@@ -207,3 +207,57 @@ def test_after_stop_the_last_seconds_are_an_ordinary_clip(analyzer, real):
                                stream[round((live.now - 3) * SR):][: 3 * SR][SR // 2: -SR // 2], atol=1e-6)
     with pytest.raises(ValueError, match="nothing was recorded"):
         session(analyzer).clip(5)
+
+
+def test_whisper_hears_the_last_utterance_in_the_background(tiny_model_dir, real, tmp_path, monkeypatch):
+    """A tiny random Whisper (whisper's checkpoint layout, a local file) runs on each utterance once it ends, off
+    the stream's thread; its words take the utterance's span and times, and go stale like any window."""
+    pytest.importorskip("whisper")
+    from test_asr import tiny_checkpoint
+
+    from stresslab.analysis import get_transcriber
+    from stresslab.towers.asr import Transcript
+
+    data, _ = tiny_checkpoint(tmp_path)
+    (tmp_path / "whisper.pt").write_bytes(data)
+    monkeypatch.setenv("STRESSLAB_WHISPER", str(tmp_path / "whisper.pt"))
+    get_transcriber.cache_clear()
+    try:
+        frames, times, audio = real
+        live = LiveSession(Analyzer(tiny_model_dir), LiveSettings())
+        live._asr_ready.result(timeout=60)
+        spoken = len(audio) / SR
+        feed(live, frames, times, audio)
+        feed(live, None, None, np.zeros(SR, np.float32), t0=spoken)  # 1 s of silence ends the utterance
+        live.update()
+        assert live._asr_job is not None  # sent to Whisper, in the background
+        utterance = live._asr_job[0]
+        assert 0.0 <= utterance[0] < utterance[1] <= spoken + 1e-6
+        live._asr_job[1].result(timeout=120)  # the real (random) model ran; its words are arbitrary
+        live.update()
+        assert live._asr_job is None and utterance in live._asr_done
+        # what the recogniser says becomes the words of that utterance, at the utterance's times
+        monkeypatch.setattr(type(live.analyzer.transcriber), "transcribe",
+                            lambda self, wave, **k: Transcript("I am angry", "en", [(0.1, 0.9, "I am angry")]))
+        feed(live, frames, times, audio, t0=spoken + 1.0)
+        feed(live, None, None, np.zeros(SR, np.float32), t0=2 * spoken + 1.0)
+        live.update()
+        if live._asr_job is not None:  # sent during the feed or just now; the stand-in answers at once
+            live._asr_job[1].result(timeout=30)
+        r = live.update()
+        span = live.heard["span"]
+        assert spoken + 1.0 - 1e-6 <= span[0] < span[1] <= 2 * spoken + 1.0 + 1e-6  # the second utterance
+        assert r["transcript"]["source"] == "whisper" and r["transcript"]["text"] == "I am angry"
+        assert r["transcript"]["segments"] == [{"start": round(span[0] + 0.1, 3), "end": round(span[0] + 0.9, 3),
+                                                "text": "I am angry"}]
+        assert "text" in r["used"] and r["modalities"]["text"]["window"] == [round(v, 3) for v in span]
+        # typed words override the transcript
+        live.set_text("no, I am calm")
+        assert live.update()["transcript"]["source"] == "typed"
+        live.set_text(None)
+        # 3 s later, with nothing new said, the words are stale: missing, not carried along
+        feed(live, None, None, np.zeros(4 * SR, np.float32), t0=2 * spoken + 2.0)
+        r = live.update()
+        assert "text" not in r["used"] and "ago" in r["modalities"]["text"]["reason"]
+    finally:
+        get_transcriber.cache_clear()
