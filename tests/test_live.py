@@ -261,3 +261,21 @@ def test_whisper_hears_the_last_utterance_in_the_background(tiny_model_dir, real
         assert "text" not in r["used"] and "ago" in r["modalities"]["text"]["reason"]
     finally:
         get_transcriber.cache_clear()
+
+
+def test_the_page_hands_the_last_seconds_over_as_a_video_that_reads_back(analyzer, real, tmp_path):
+    """ui/live.py writes the stopped stream's last seconds as an mp4; load_clip reads it back like an upload."""
+    from ui.live import answer_html, write_video
+
+    frames, times, audio = real
+    live = session(analyzer)
+    updates = feed(live, frames, times, audio)
+    assert "data-update" in answer_html(updates[-1], 1.0, 1.1)
+    live.stop()
+    clip = live.clip(2.0)
+    back = load_clip(write_video(clip, tmp_path / "last.mp4"))
+    assert back.kind == "video" and back.audio is not None and back.frames is not None
+    assert abs(back.duration - clip.duration) < 0.3
+    assert abs(np.abs(back.audio).mean() - np.abs(clip.audio).mean()) < 0.2 * np.abs(clip.audio).mean()
+    r = analyzer.analyze(back).to_dict()
+    assert r["used"] == ["video", "audio"]

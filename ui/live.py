@@ -34,6 +34,7 @@ FRAME_EVERY = 0.15  # s between webcam frames sent by the page (one is skipped w
 AUDIO_EVERY = 0.5  # s of microphone audio per chunk
 PLOTS_EVERY = 2.0  # s between redraws of the figures, by a timer (the text answer is redrawn with every frame)
 STOP_GRACE = 1.5  # s after Stop during which frames still in flight are ignored
+IDLE = 900.0  # s without a frame or a chunk after which a tab's session is dropped (a tab that closed unseen)
 
 
 def click_js(start: bool) -> str:
@@ -134,13 +135,18 @@ class LiveTab:
         """The tab's session; start: make one if there is none; restart: replace a stopped one (frames arriving
         well after Stop mean the camera was started again; audio never restarts a session)."""
         with self._lock:
+            now = time.monotonic()
+            for other in [k for k, v in self.sessions.items() if k != sid and now - v.touched > IDLE]:
+                del self.sessions[other]
             s = self.sessions.get(sid)
             if s is not None and s.live.stopped and time.monotonic() - s.stopped_at > STOP_GRACE and restart:
                 s = None
             if s is None and start:
                 s = self.sessions[sid] = SimpleNamespace(live=stresslab.LiveSession(self.analyzer, self.settings),
                                                          origin=time.monotonic(), audio_next=None, latest=None,
-                                                         drawn=None, stopped_at=0.0)
+                                                         drawn=None, stopped_at=0.0, touched=now)
+            if s is not None:
+                s.touched = now
             return s
 
     def start(self, request: gr.Request) -> dict:
