@@ -30,7 +30,7 @@ echo "setup: creating .venv and installing Python packages (a few minutes the fi
 .venv/bin/python -m pip install -q --upgrade pip
 # The CPU wheel of torch first: a looser requirement would pull a multi-GB CUDA build.
 .venv/bin/python -m pip install -q torch==2.13.0
-.venv/bin/python -m pip install -q -e ".[app,train,asr,onnx,export,dev]"
+.venv/bin/python -m pip install -q -e ".[torch,app,train,asr,onnx,export,dev]"
 # openai-whisper without its deps: they are listed in the asr extra; this skips a 1 GB triton.
 .venv/bin/python -m pip install -q --no-deps openai-whisper==20250625
 echo "$want" > "$STAMP"

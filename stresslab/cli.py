@@ -23,7 +23,7 @@ from .clip import ClipError, load_clip
 from .collections import cli as cli_collections
 from .corrections import cli as cli_corrections
 from .files import printable, shown
-from .fusion import MODALITIES
+from .labels import MODALITIES
 from .runtime import cli as cli_runtime
 from .runtime import configure_threads, load_model
 

@@ -13,14 +13,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
 from .clip import Clip
 from .labels import MODALITIES
 from .runtime.base import Backend
 from .towers.audio import audio_features, is_silent, loudness_db
-from .towers.video import FaceDetector, VideoConfig, crop_face
+from .towers.video import FaceDetector, face_crop_array
 
 Window = tuple[float, float]
 
@@ -61,20 +60,6 @@ def pick_frames(times: np.ndarray, windows: list[Window], per_window: int) -> np
     return np.array(sorted(set(chosen)), dtype=int)
 
 
-def face_array(frames: np.ndarray, boxes: list, config: VideoConfig) -> tuple[np.ndarray, list[int]]:
-    """Crops of the frames that have a box: ((N, C, S, S) float32 in [-1, 1], indices of those frames)."""
-    crops, kept = [], []
-    for i, (frame, box) in enumerate(zip(frames, boxes, strict=True)):
-        if box is not None:
-            gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-            crops.append(crop_face(gray, box, config))
-            kept.append(i)
-    if not crops:
-        return np.zeros((0, config.channels, config.image_size, config.image_size), np.float32), []
-    x = (np.stack(crops).astype(np.float32) / 127.5 - 1.0)[:, None]
-    return np.ascontiguousarray(np.repeat(x, config.channels, 1) if config.channels != 1 else x), kept
-
-
 def tower_inputs(clip: Clip, config, windows: list[Window] | None = None,
                  detector: FaceDetector | None = None, min_audio_seconds: float = 0.3,
                  frames_per_window: int = 12) -> TowerInputs:
@@ -101,7 +86,7 @@ def _video_inputs(clip, config, windows, detector, per_window, out: TowerInputs)
     previous = None
     for i in idx:
         boxes[i] = previous = detector.detect(clip.frames[i], near=previous)
-    crops, kept = face_array(clip.frames, boxes, config.video)
+    crops, kept = face_crop_array(clip.frames, boxes, config.video)
     out.faces = [{"time": round(float(times[i]), 3), "box": [int(v) for v in boxes[i]]} for i in kept]
     if not kept:
         return f"no face found in {len(idx)} sampled frame{'s' if len(idx) != 1 else ''}"

@@ -27,9 +27,10 @@ import numpy as np
 
 from .analysis import SCHEMA_VERSION, Analyzer, Encoded
 from .clip import SAMPLE_RATE, Clip
-from .inputs import face_array, pad_features, pad_waves
+from .inputs import pad_features, pad_waves
 from .labels import MODALITIES
 from .towers.audio import audio_features, is_silent, loudness_db, noise_floor_db
+from .towers.video import face_crop_array
 
 Span = tuple[float, float]
 NAMES = {"video": "face", "audio": "voice", "text": "words"}
@@ -143,7 +144,7 @@ class LiveSession:
             box = self.analyzer.detector.detect(frame, near=self._box)
             self._box = box
             if box is not None:
-                crops, _ = face_array(frame[None], [box], self.config.video)
+                crops, _ = face_crop_array(frame[None], [box], self.config.video)
                 self.faces.append((t, self.backend.embed_frames(crops)[0], [int(v) for v in box]))
             self._forget()
             return True

@@ -19,16 +19,21 @@ ALLOWED = {
     "labels": set(),
     "clip": {"files"},
     "towers": set(),
-    "towers.video": set(),
-    "towers.audio": set(),
-    "towers.text": set(),
+    # torch-free preprocessing; the torch networks (towers.*_net) are re-exported lazily (module __getattr__)
+    "towers.video": {"towers.video_net"},
+    "towers.audio": {"towers.audio_net"},
+    "towers.text": {"towers.text_net"},
     "towers.asr": set(),
+    "towers.video_net": {"towers.video"},  # the torch networks, apart from the torch-free preprocessing
+    "towers.audio_net": {"towers.audio"},
+    "towers.text_net": {"towers.text"},
+    "config": {"labels", "towers.audio", "towers.text", "towers.video"},
     "fusion": {"labels"},
-    "model": {"towers.audio", "towers.text", "towers.video", "fusion", "labels"},
-    "runtime": {"model", "runtime.base", "runtime.onnx_backend", "runtime.torch_backend"},
+    "model": {"config", "towers.audio_net", "towers.text_net", "towers.video_net", "fusion"},
+    "runtime": {"config", "model", "runtime.base", "runtime.onnx_backend", "runtime.torch_backend"},
     "runtime.base": set(),
     "runtime.torch_backend": {"model", "runtime.base"},
-    "runtime.onnx_backend": {"labels", "model", "runtime", "runtime.base"},
+    "runtime.onnx_backend": {"config", "labels", "runtime", "runtime.base"},
     "runtime.export": {"labels", "model"},
     "runtime.cli": {"model", "runtime.export"},
     "inputs": {"clip", "labels", "runtime.base", "towers.audio", "towers.video"},
@@ -54,8 +59,8 @@ ALLOWED = {
     "collections.cli": {"__init__", "labels", "collections.agreement", "collections.annotations",
                         "collections.collection", "collections.export", "collections.prelabel",
                         "collections.queue"},
-    "cli": {"__init__", "analysis", "clip", "collections.cli", "corrections.cli", "files", "fusion", "model",
-            "runtime", "runtime.cli"},
+    "cli": {"__init__", "analysis", "clip", "collections.cli", "corrections.cli", "files", "labels", "runtime",
+            "runtime.cli"},
 }
 
 
@@ -136,3 +141,17 @@ def test_app_uses_only_the_public_api():
         for node in ast.walk(tree):
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "stresslab":
                 assert node.attr in public | {"__version__"}, f"{path.name} uses stresslab.{node.attr}"
+
+
+def test_analysis_cli_and_onnx_runtime_import_without_torch():
+    """What the lean install (stresslab[onnx]) runs imports no torch, transformers or model.py."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['torch'] = None; sys.modules['transformers'] = None\n"
+            "import stresslab.analysis, stresslab.cli, stresslab.runtime.onnx_backend, stresslab.live\n"
+            "import stresslab.config, stresslab.towers.video, stresslab.towers.audio, stresslab.towers.text\n"
+            "import stresslab.corrections.store, stresslab.collections.cli\n"
+            "assert 'stresslab.model' not in sys.modules\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]

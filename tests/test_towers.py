@@ -6,8 +6,16 @@ import torch
 from conftest import CREMAD, FER, SHARED
 
 from stresslab.clip import load_clip
-from stresslab.towers.audio import AudioConfig, AudioEncoder, audio_features, is_silent, loudness_db, noise_floor_db
-from stresslab.towers.video import FaceDetector, VideoConfig, VideoEncoder, face_crops
+from stresslab.towers.audio import (
+    AudioConfig,
+    AudioEncoder,
+    audio_features,
+    is_silent,
+    loudness_db,
+    noise_floor_db,
+    normalize_loudness,
+)
+from stresslab.towers.video import FaceDetector, VideoConfig, VideoEncoder, face_crops, normalize_crops, to_tensor
 
 
 def test_face_found_in_every_cremad_frame():
@@ -30,19 +38,20 @@ def test_no_face_in_a_blank_frame_and_fer_image_is_the_face():
     assert FaceDetector()(img.frames) == [(0, 0, 48, 48)]
 
 
-def test_video_encoder_pools_only_real_frames():
+def test_video_encoder_embeds_each_frame_alone_and_crops_agree_across_runtimes():
     torch.manual_seed(0)
     cfg = VideoConfig(resnet=dict(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic",
                                   downsample_in_first_stage=False))
     enc = VideoEncoder(cfg, 16).eval()
-    x = torch.randn(2, 3, 1, 48, 48)
-    mask = torch.tensor([[True, True, False], [True, False, False]])
+    x = torch.randn(3, 1, 48, 48)
     with torch.no_grad():
-        pooled = enc(x, mask)
-        frames = enc.embed_frames(x.flatten(0, 1)).view(2, 3, -1)
-    assert pooled.shape == (2, 16)
-    torch.testing.assert_close(pooled[0], frames[0, :2].mean(0))
-    torch.testing.assert_close(pooled[1], frames[1, 0])
+        batched, alone = enc.embed_frames(x), torch.cat([enc.embed_frames(x[i: i + 1]) for i in range(3)])
+    assert batched.shape == (3, 16)
+    torch.testing.assert_close(batched, alone, atol=1e-5, rtol=1e-4)
+    # the torch helper and the numpy crops (what the ONNX runtime reads) are the same numbers
+    gray = np.random.default_rng(0).integers(0, 256, (2, 48, 48), dtype=np.uint8)
+    assert np.array_equal(to_tensor(gray, cfg).numpy(), normalize_crops(gray, cfg))
+    assert normalize_crops(gray, cfg).min() >= -1 and normalize_crops(gray, cfg).max() <= 1
 
 
 def test_audio_features_real_speech():
@@ -109,3 +118,32 @@ def test_text_encoder(tiny_model):
     assert trainable and all("layer.1." in n for n in trainable)
     tiny_model.text.set_trainable(0)
     assert not any(p.requires_grad for p in tiny_model.text.backbone.parameters())
+
+
+def test_loudness_and_utterance_normalisation_make_features_gain_invariant():
+    wave = load_clip(CREMAD / "1002_DFA_ANG_XX.mp3").audio
+    quiet = wave * 10 ** (-30 / 20)  # the same voice 30 dB further from the microphone
+    legacy = AudioConfig()
+    e = 3 * legacy.n_mfcc  # log energy column
+    assert abs(audio_features(wave, legacy)[:, e].mean() - audio_features(quiet, legacy)[:, e].mean()) > 2.0
+    norm = AudioConfig(target_loudness_db=-23.0, utterance_norm=True)
+    a, b = audio_features(wave, norm), audio_features(quiet, norm)
+    np.testing.assert_allclose(a, b, atol=0.05)
+    assert abs(a[:, :norm.n_mfcc].mean(0)).max() < 1e-3 and a[:, e].max() == 0.0
+    np.testing.assert_allclose(normalize_loudness(quiet, -23.0), normalize_loudness(wave, -23.0), atol=1e-4)
+    assert -23.0 < loudness_db(normalize_loudness(quiet, -23.0)) < -3.0  # the loudest 100 ms sit above the mean
+    assert not np.any(normalize_loudness(np.zeros(800, np.float32), -23.0))
+
+
+def test_a_config_without_the_new_audio_fields_keeps_the_old_pipeline():
+    import json
+
+    from stresslab.model import DEFAULT_MODEL_DIR, ModelConfig
+
+    stored = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())
+    for key in ("speech_detector", "target_loudness_db", "utterance_norm"):
+        stored["audio"].pop(key, None)
+    audio = ModelConfig.from_dict(stored).audio
+    assert (audio.speech_detector, audio.target_loudness_db, audio.utterance_norm) == ("level", None, False)
+    wave = load_clip(CREMAD / "1002_DFA_SAD_XX.mp3").audio
+    np.testing.assert_array_equal(audio_features(wave, audio), audio_features(wave, AudioConfig()))

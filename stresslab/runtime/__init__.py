@@ -48,7 +48,7 @@ def load_backend(name: str | Path | None = None, runtime: str | None = None) -> 
 
     runtime: "torch", "onnx" or None (STRESSLAB_RUNTIME, else chosen from the folder: an exported folder runs on
     onnxruntime, a torch checkpoint on torch)."""
-    from ..model import default_model_name  # torch-free: the name only
+    from ..config import default_model_name
 
     name = str(name) if name is not None else default_model_name()
     runtime = runtime or os.environ.get("STRESSLAB_RUNTIME") or None
@@ -66,7 +66,7 @@ def load_model(name: str | Path | None = None, runtime: str | None = None):
     """What `name` holds, ready to analyse: a torch StressModel for a checkpoint folder or Hub id, an OnnxBackend
     for a folder written by `stresslab export` (or with runtime="onnx"). Both go to Analyzer / analyze as they are.
     Loaded once per process."""
-    from ..model import default_model_name
+    from ..config import default_model_name
 
     name = str(name) if name is not None else default_model_name()
     runtime = runtime or os.environ.get("STRESSLAB_RUNTIME") or None

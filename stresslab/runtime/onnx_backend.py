@@ -26,7 +26,7 @@ class OnnxBackend:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
-        from ..model import ModelConfig
+        from ..config import ModelConfig
         from . import threads
 
         folder = Path(folder)

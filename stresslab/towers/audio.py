@@ -1,5 +1,7 @@
 """Audio branch: 16 kHz waveform -> frame features (MFCC, energy, pitch, voicing, deltas) -> AudioEncoder.
 
+This file is torch-free (features, the speech decision); the network is in audio_net.py.
+
 Features (librosa, 10 ms hop) per frame, F = 3 * n_mfcc + 5:
   MFCC (n_mfcc) and their first and second deltas; log RMS energy and its delta; log F0 (YIN, 0 where unvoiced)
   and its delta; a voicing flag. The encoder normalises them with statistics fitted on the training set
@@ -15,8 +17,6 @@ from dataclasses import dataclass
 
 import librosa
 import numpy as np
-import torch
-from torch import nn
 
 
 @dataclass
@@ -37,6 +37,9 @@ class AudioConfig:
     speech_detector: str = "level"
     speech_floor_db: float = -70.0
     contrast_db: float = 6.0
+    # Feature pipeline switches (off for checkpoints made before them, which must keep their answers):
+    target_loudness_db: float | None = None  # dBFS of the active frames (within 40 dB of the loudest) after scaling
+    utterance_norm: bool = False  # MFCC minus their mean over the clip; log energy relative to its loudest frame
     pretrained_id: str | None = None  # e.g. "facebook/wav2vec2-base"; None: features only
     pretrained_config: dict | None = None  # its transformers config, filled in when the checkpoint is saved
 
@@ -49,6 +52,8 @@ def audio_features(wave: np.ndarray, config: AudioConfig | None = None) -> np.nd
     """(N,) float32 at config.sample_rate -> (T, F) float32 frame features, T = 1 + N // hop_length."""
     config = config or AudioConfig()
     wave = np.asarray(wave, dtype=np.float32)
+    if config.target_loudness_db is not None:
+        wave = normalize_loudness(wave, config.target_loudness_db, config.sample_rate)
     if wave.size < config.n_fft:
         wave = np.pad(wave, (0, config.n_fft - wave.size))
     sr, hop, n_fft = config.sample_rate, config.hop_length, config.n_fft
@@ -64,8 +69,23 @@ def audio_features(wave: np.ndarray, config: AudioConfig | None = None) -> np.nd
     width = min(9, t if t % 2 else t - 1)
     deltas = [np.zeros_like(x) if width < 3 else librosa.feature.delta(x, width=width, order=o)
               for x, o in ((mfcc, 1), (mfcc, 2), (log_e, 1), (log_f0, 1))]
+    if config.utterance_norm:  # what the microphone, the room gain and the speaker's vocal tract add is constant
+        mfcc, log_e = mfcc - mfcc.mean(1, keepdims=True), log_e - log_e.max()
     feats = np.concatenate([mfcc, deltas[0], deltas[1], log_e, deltas[2], log_f0, deltas[3], voiced])
     return np.ascontiguousarray(feats.T, dtype=np.float32)
+
+
+def normalize_loudness(wave: np.ndarray, target_db: float, sample_rate: int = 16_000) -> np.ndarray:
+    """(N,) -> (N,) scaled so that the RMS of its active 25 ms frames (within 40 dB of the loudest) is target_db
+    dBFS, clipped to [-1, 1]; digital silence is returned unchanged."""
+    win, hop = max(1, sample_rate // 40), max(1, sample_rate // 100)
+    if wave.size < win or not np.any(wave):
+        return wave
+    frames = np.lib.stride_tricks.sliding_window_view(wave, win)[::hop].astype(np.float64)
+    power = (frames ** 2).mean(1)
+    active = power[power >= power.max() * 1e-4]
+    gain = 10 ** (target_db / 20) / np.sqrt(active.mean())
+    return np.clip(wave * gain, -1.0, 1.0).astype(np.float32)
 
 
 def loudness_db(wave: np.ndarray, sample_rate: int = 16_000) -> float:
@@ -103,58 +123,10 @@ def is_silent(wave: np.ndarray | None, config: AudioConfig | None = None) -> boo
     raise ValueError(f"AudioConfig.speech_detector must be 'level' or 'relative', not {config.speech_detector!r}")
 
 
-class AudioEncoder(nn.Module):
-    """Frame features -> (B, D). forward(feats (B, T, F), lengths (B,), wave (B, N) optional)."""
+def __getattr__(name: str):
+    """The torch network (AudioEncoder) live in audio_net.py; importing them from here still works."""
+    if name in ('AudioEncoder',):
+        from . import audio_net
 
-    def __init__(self, config: AudioConfig, embed_dim: int):
-        super().__init__()
-        self.config = config
-        f, c = config.n_features, config.channels
-        self.register_buffer("feature_mean", torch.zeros(f))
-        self.register_buffer("feature_std", torch.ones(f))
-        self.conv = nn.ModuleList([
-            nn.Sequential(nn.Conv1d(f, c, 5, padding=2), nn.BatchNorm1d(c), nn.ReLU()),
-            nn.Sequential(nn.Conv1d(c, c, 3, padding=2, dilation=2), nn.BatchNorm1d(c), nn.ReLU()),
-            nn.Sequential(nn.Conv1d(c, c, 3, padding=3, dilation=3), nn.BatchNorm1d(c), nn.ReLU()),
-        ])
-        self.speech = None
-        extra = 0
-        if config.pretrained_id or config.pretrained_config:
-            self.speech = _speech_model(config)
-            extra = self.speech.config.hidden_size
-        self.proj = nn.Sequential(nn.Dropout(0.3), nn.Linear(2 * c + extra, embed_dim), nn.GELU())
-
-    def fit_normalizer(self, feats: list[np.ndarray]) -> None:
-        """Set the feature mean/std from a list of (T, F) training feature arrays."""
-        allf = np.concatenate(feats)
-        self.feature_mean.copy_(torch.from_numpy(allf.mean(0)))
-        self.feature_std.copy_(torch.from_numpy(allf.std(0) + 1e-4))
-
-    def forward(self, feats: torch.Tensor, lengths: torch.Tensor, wave: torch.Tensor | None = None) -> torch.Tensor:
-        """feats (B, T, F) padded, lengths (B,) frames -> (B, D). wave (B, N) only with a pretrained encoder."""
-        x = ((feats - self.feature_mean) / self.feature_std).transpose(1, 2)  # (B, F, T)
-        mask = (torch.arange(x.shape[2], device=x.device)[None] < lengths[:, None]).unsqueeze(1).to(x.dtype)
-        h = x * mask
-        for block in self.conv:  # re-zero the padding after each block: a padded clip = the clip alone
-            h = block(h) * mask
-        n = mask.sum(2).clamp_min(1.0)
-        mean = (h * mask).sum(2) / n
-        std = (((h - mean.unsqueeze(2)) ** 2 * mask).sum(2) / n).clamp_min(1e-6).sqrt()
-        pooled = [mean, std]
-        if self.speech is not None:
-            if wave is None:
-                raise ValueError("this audio encoder has a pretrained speech model: pass the waveform too")
-            pooled.append(self.speech(wave).last_hidden_state.mean(1))
-        return self.proj(torch.cat(pooled, 1))
-
-
-def _speech_model(config: AudioConfig) -> nn.Module:
-    """The optional pretrained speech encoder: from the stored config (checkpoint) or the Hub id (training)."""
-    from transformers import AutoConfig, AutoModel
-
-    if config.pretrained_config is not None:
-        cfg = dict(config.pretrained_config)
-        return AutoModel.from_config(AutoConfig.for_model(cfg.pop("model_type"), **cfg))
-    model = AutoModel.from_pretrained(config.pretrained_id)
-    config.pretrained_config = model.config.to_dict()
-    return model
+        return getattr(audio_net, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,9 +12,6 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-import torch
-from torch import nn
-from transformers import ResNetConfig, ResNetModel
 
 
 @dataclass
@@ -85,18 +82,23 @@ class FaceDetector:
         return (round(x / scale), round(y / scale), round(bw / scale), round(bh / scale))
 
 
-def face_crops(frames: np.ndarray, boxes: list[Box | None], config: VideoConfig) -> tuple[torch.Tensor, list[int]]:
-    """Crops of the frames that have a box: ((N, C, S, S) float tensor in [-1, 1], indices of those frames)."""
+def face_crop_array(frames: np.ndarray, boxes: list[Box | None], config: VideoConfig) -> tuple[np.ndarray, list[int]]:
+    """Crops of the frames that have a box: ((N, C, S, S) float32 in [-1, 1], indices of those frames)."""
     crops, kept = [], []
     for i, (frame, box) in enumerate(zip(frames, boxes, strict=True)):
-        if box is None:
-            continue
-        gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-        crops.append(crop_face(gray, box, config))
-        kept.append(i)
+        if box is not None:
+            gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+            crops.append(crop_face(gray, box, config))
+            kept.append(i)
     if not crops:
-        return torch.zeros(0, config.channels, config.image_size, config.image_size), []
-    return to_tensor(np.stack(crops), config), kept
+        return np.zeros((0, config.channels, config.image_size, config.image_size), np.float32), []
+    return normalize_crops(np.stack(crops), config), kept
+
+
+def normalize_crops(gray_crops: np.ndarray, config: VideoConfig) -> np.ndarray:
+    """(N, S, S) uint8 -> (N, C, S, S) float32 in [-1, 1] (gray repeated over C channels)."""
+    x = (np.asarray(gray_crops, np.float32) / 127.5 - 1.0)[:, None]
+    return np.ascontiguousarray(np.repeat(x, config.channels, 1) if config.channels != 1 else x)
 
 
 def crop_face(gray: np.ndarray, box: Box, config: VideoConfig) -> np.ndarray:
@@ -110,42 +112,10 @@ def crop_face(gray: np.ndarray, box: Box, config: VideoConfig) -> np.ndarray:
     return cv2.resize(face, (config.image_size, config.image_size), interpolation=cv2.INTER_AREA)
 
 
-def to_tensor(gray_crops: np.ndarray, config: VideoConfig) -> torch.Tensor:
-    """(N, S, S) uint8 -> (N, C, S, S) float in [-1, 1]."""
-    x = torch.from_numpy(np.ascontiguousarray(gray_crops)).float().div_(127.5).sub_(1.0).unsqueeze(1)
-    return x.expand(-1, config.channels, -1, -1).contiguous() if config.channels != 1 else x
+def __getattr__(name: str):
+    """The torch parts (VideoEncoder, face_crops, to_tensor) live in video_net.py; importing them from here works."""
+    if name in ('VideoEncoder', 'face_crops', 'to_tensor'):
+        from . import video_net
 
-
-class VideoEncoder(nn.Module):
-    """Face crops -> embeddings. embed_frames: (N, C, S, S) -> (N, D); forward pools frames over time."""
-
-    def __init__(self, config: VideoConfig, embed_dim: int):
-        super().__init__()
-        self.config = config
-        self.cnn = ResNetModel(ResNetConfig(num_channels=config.channels, **config.resnet))
-        self.proj = nn.Sequential(nn.Dropout(0.2), nn.Linear(self.cnn.config.hidden_sizes[-1], embed_dim), nn.GELU())
-
-    @classmethod
-    def from_backbone(cls, config: VideoConfig, embed_dim: int) -> VideoEncoder:
-        """Initialise the CNN from config.backbone_id (a Hub id or local folder), keeping its architecture."""
-        cnn = ResNetModel.from_pretrained(config.backbone_id)
-        keys = ("embedding_size", "hidden_sizes", "depths", "layer_type", "downsample_in_first_stage")
-        config.resnet = {k: getattr(cnn.config, k) for k in keys}
-        config.channels = cnn.config.num_channels
-        encoder = cls(config, embed_dim)
-        encoder.cnn.load_state_dict(cnn.state_dict())
-        return encoder
-
-    def embed_frames(self, crops: torch.Tensor) -> torch.Tensor:
-        """(N, C, S, S) crops -> (N, D) per-frame embeddings."""
-        pooled = self.cnn(pixel_values=crops).pooler_output.flatten(1)
-        return self.proj(pooled)
-
-    def forward(self, crops: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, T, C, S, S) crops with (B, T) bool mask of real frames -> (B, D), the mean over real frames."""
-        b, t = crops.shape[:2]
-        frames = self.embed_frames(crops.flatten(0, 1)).view(b, t, -1)
-        if mask is None:
-            return frames.mean(1)
-        m = mask.unsqueeze(-1).to(frames.dtype)
-        return (frames * m).sum(1) / m.sum(1).clamp_min(1.0)
+        return getattr(video_net, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
