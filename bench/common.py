@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +14,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "data" / "examples"
 RESULTS = ROOT / "bench" / "results"
-sys.path.insert(0, str(ROOT / "tests"))
 
 
 def source_clips() -> list[Path]:
@@ -27,7 +25,8 @@ def source_clips() -> list[Path]:
 def make_clip(seconds: float, out: Path) -> Path:
     """An mp4 (H.264 + AAC, 480x360, 30 fps) of `seconds`, the real CREMA-D videos played one after another."""
     import av
-    from media import write_media
+
+    from stresslab.media import write_media
 
     frames, audio = [], []
     while sum(len(a) for a in audio) < seconds * 16000:

@@ -18,6 +18,7 @@ ALLOWED = {
     "files": set(),
     "labels": set(),
     "clip": {"files"},
+    "media": {"clip"},
     "towers": set(),
     # torch-free preprocessing; the torch networks (towers.*_net) are re-exported lazily (module __getattr__)
     "towers.video": {"towers.video_net"},
