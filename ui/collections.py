@@ -28,20 +28,24 @@ CHOICES = [(f"{a if a not in ('none', 'cant_tell') else {'none': 'none of these'
 MODALITY_EMOTIONS = [("-", "")] + [(e, e) for e in stresslab.EMOTIONS]
 SHORTCUTS = ("Keys: <b>1-6</b> emotion, <b>0</b> none of these, <b>C</b> cannot tell, <b>Shift+1-5</b> stress, "
              "<b>S</b> skip, <b>Enter</b> save")
-# One document-level listener (attached once), active only while the tab is shown and not while typing a name.
+# One document-level listener (attached once), active only while the tab is shown, the focus is on the page's body or
+# inside the tab, and not while typing in a text box.
 KEYS_JS = """
 if (!window.__stresslabCollectionKeys) {
   window.__stresslabCollectionKeys = true;
   document.addEventListener('keydown', (e) => {
     const emotion = document.getElementById('coll-emotion');
     if (!emotion || emotion.offsetParent === null || e.ctrlKey || e.metaKey || e.altKey) return;
-    const t = e.target;
+    const t = e.target, home = document.getElementById('tab-collections') || document.body;
+    const onBody = !t || t === document.body;
+    if (!onBody && !home.contains(t)) return;  // focus elsewhere on the page: its keys are its own
     const typing = t && (t.tagName === 'TEXTAREA'
                          || (t.tagName === 'INPUT' && !['radio', 'checkbox'].includes(t.type)));
     const radios = (id) => document.querySelectorAll('#' + id + ' input[type=radio]');
     const click = (el) => { if (el) { el.click(); e.preventDefault(); } };
     if (e.key === 'Enter') {
       if (typing) return;  // the name box's submit starts, the note's submit saves (their own events)
+      if (!onBody && t.tagName !== 'INPUT') return;  // a focused button keeps its own Enter
       click(document.getElementById('coll-save'));
       return;
     }

@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +101,9 @@ class AlreadyLabelled(ValueError):
     """The annotator has labelled this clip before (the queue never gives a clip twice to one annotator)."""
 
 
+_PARSED: dict[Path, dict[str, tuple[tuple[int, int, int], AnnotationRecord]]] = {}  # per store: file -> record
+
+
 class AnnotationStore:
     """The annotations of one collection: a FeedbackStore at the collection's folder, read as AnnotationRecords."""
 
@@ -128,22 +132,37 @@ class AnnotationStore:
         One pass over records/ reads the regular files that parse as annotations; if any file does not, the
         store's own reader runs (it moves bad files to quarantine/ and logs them) and the rest are read again."""
         out, odd = [], False
-        for path in (self.root / "records").glob("*.jsonl"):
-            try:
-                info = path.lstat()
-                if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_RECORD_BYTES:
+        parsed = _PARSED.setdefault(self.root, {})
+        seen = set()
+        with os.scandir(self.root / "records") as entries:
+            for e in entries:
+                if not e.name.endswith(".jsonl"):
+                    continue
+                try:
+                    info = e.stat(follow_symlinks=False)
+                    key = (info.st_ino, info.st_size, info.st_mtime_ns)
+                    if e.name in parsed and parsed[e.name][0] == key:  # parsed before and unchanged since
+                        a = parsed[e.name][1]
+                    elif not stat.S_ISREG(info.st_mode) or info.st_size > MAX_RECORD_BYTES:
+                        odd = True
+                        continue
+                    else:
+                        with open(e.path, "rb") as f:
+                            a = AnnotationRecord.from_dict(json.loads(f.read().decode("utf-8")))
+                        if a.id != e.name.removesuffix(".jsonl"):
+                            odd = True
+                            continue
+                        parsed[e.name] = (key, a)
+                except FileNotFoundError:
+                    continue
+                except (ValueError, TypeError, RecursionError, OSError):
                     odd = True
                     continue
-                a = AnnotationRecord.from_dict(json.loads(path.read_bytes().decode("utf-8")))
-            except FileNotFoundError:
-                continue
-            except (ValueError, TypeError, RecursionError, OSError):
-                odd = True
-                continue
-            if a.id != path.stem:
-                odd = True
-            elif annotator is None or a.annotator == annotator:
-                out.append(a)
+                seen.add(e.name)
+                if annotator is None or a.annotator == annotator:
+                    out.append(a)
+        for gone in set(parsed) - seen:
+            del parsed[gone]
         if odd:
             self.store.records()  # quarantines what is not a valid record (and says so once)
             return self._records_slow(annotator)

@@ -18,12 +18,13 @@ A source is one of:
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..files import media_kind, write_atomic
+from ..files import MEDIA_KINDS, media_kind, write_atomic
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 ORDERS = ("random", "uncertain")
@@ -102,14 +103,7 @@ class Collection:
         (see media()); their path is None here until then."""
         kind = self.source["kind"]
         if kind == "folder":
-            folder = Path(self.source["path"])
-            if not folder.is_dir():
-                raise ValueError(f"{folder}: the collection's folder is missing")
-            files = sorted(p for p in folder.iterdir() if p.is_file() and media_kind(p))
-            seen: dict[str, Path] = {}
-            for p in files:
-                seen.setdefault(p.stem, p)  # a clip in two formats counts once (the first by name)
-            return [Clip(i, p, media_kind(p)) for i, p in sorted(seen.items())]
+            return [Clip(i, p, k) for i, p, k in _folder_clips(Path(self.source["path"]))]
         if kind == "corrections":
             from ..corrections.store import FeedbackStore
 
@@ -129,6 +123,30 @@ class Collection:
                     c.kind = media_kind(c.path)
                 return c
         raise ValueError(f"no clip {clip_id!r} in collection {self.name!r}")
+
+
+_FOLDERS: dict[Path, tuple[int, list[tuple[str, Path, str]]]] = {}  # folder -> (mtime_ns, its clips)
+
+
+def _folder_clips(folder: Path) -> list[tuple[str, Path, str]]:
+    """(id, path, kind) of the media files in a folder, sorted by id; a clip in two formats counts once (the first
+    file by name). Cached until the folder's entries change (its mtime), so a 10,000-clip folder is listed once."""
+    try:
+        stamp = folder.stat().st_mtime_ns
+    except FileNotFoundError:
+        raise ValueError(f"{folder}: the collection's folder is missing") from None
+    cached = _FOLDERS.get(folder)
+    if cached and cached[0] == stamp:
+        return cached[1]
+    seen: dict[str, tuple[Path, str]] = {}
+    with os.scandir(folder) as entries:
+        for e in sorted(entries, key=lambda e: e.name):
+            kind = MEDIA_KINDS.get(os.path.splitext(e.name)[1].lower())
+            if kind and e.is_file():
+                seen.setdefault(os.path.splitext(e.name)[0], (Path(e.path), kind))
+    clips = [(i, p, k) for i, (p, k) in sorted(seen.items())]
+    _FOLDERS[folder] = (stamp, clips)
+    return clips
 
 
 def list_collections(store: str | Path) -> list[str]:

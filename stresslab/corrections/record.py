@@ -134,7 +134,8 @@ class CorrectionRecord:
         ValueError for anything that is not a valid record (not an object, a missing field, a bad value)."""
         if not isinstance(d, dict):
             raise ValueError(f"expected a JSON object, got {type(d).__name__}")
-        d = {k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(cls)}}
+        names = {f.name for f in dataclasses.fields(cls)}  # once, not once per key
+        d = {k: v for k, v in d.items() if k in names}
         if "emotion" not in d:
             raise ValueError("no emotion field")
         if d["emotion"] == NO_EMOTION:
