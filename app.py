@@ -350,7 +350,7 @@ class App:
             for picker, paths in c.pickers:  # every click sent, loaded one at a time in order: the last one wins
                 picker.click(self._on_pick(paths), picker, [*c.media.values(), c.loaded, c.tabs, c.stale, c.results],
                              trigger_mode="multiple", concurrency_id="load", concurrency_limit=1, **private)
-            c.text.input(lambda: self._stale("the words changed"), None, [c.stale, c.results], queue=False, **private)
+            c.text.change(lambda: self._stale("the words changed"), None, [c.stale, c.results], queue=False, **private)
             results = [c.headline, c.fused, c.gauge, c.explanation, c.table, c.per_modality, c.weights, c.ablation,
                        c.timeline, c.diagram, c.words, c.raw, c.gallery, c.session, c.status, c.stale, c.results,
                        c.correction, c.emotion, c.rating, c.note, c.keep, c.share, c.save_status, c.receipt,

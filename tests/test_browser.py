@@ -17,6 +17,7 @@ import pytest
 import soundfile
 from _server import ROOT, AppServer
 from media import write_media
+from playwright.sync_api import Error as PlaywrightError
 
 from stresslab.corrections.store import FeedbackStore
 
@@ -125,7 +126,10 @@ def wait_for_plots(page) -> None:
     for plot in PLOTS:
         page.wait_for_selector(f"#{plot} .js-plotly-plot .main-svg")
     for close in page.locator(".toast-close").all():
-        close.click()
+        try:
+            close.click(timeout=2000)
+        except PlaywrightError:  # it closed itself meanwhile
+            pass
 
 
 def modality_status(page) -> dict[str, str]:
@@ -154,9 +158,9 @@ def analyse(page, expect: str = "Analysed") -> str:
 
 def save(page) -> str:
     """Press Save and wait for the receipt; returns it."""
-    before = page.inner_text("#save-status")
+    before = page.evaluate("document.querySelector('#save-status .msg')?.innerText ?? ''")
     page.click("#save-correction")
-    page.wait_for_function("(b) => document.querySelector('#save-status').innerText !== b", arg=before)
+    page.wait_for_function("(b) => (document.querySelector('#save-status .msg')?.innerText ?? '') !== b", arg=before)
     return page.input_value("#receipt textarea, #receipt input")
 
 
@@ -221,7 +225,7 @@ def test_upload_every_panel_toggle_correct_twice_and_erase(page, server, media):
     page.click("#correct-emotion input")  # second thoughts: the same record is updated
     page.click("ul[role=listbox] li:has-text('sad')")
     page.click("#consent-keep input")
-    assert save(page) == receipt and "Updated" in page.inner_text("#save-status")
+    assert save(page) == receipt and "Updated" in page.inner_text("#save-status .msg")
     assert [r.id for r in FeedbackStore(server.store).records()].count(receipt) == 1
     record = FeedbackStore(server.store).get(receipt)
     assert record.emotion == "sad" and record.media is None and not (server.store / "media" / receipt).exists()
@@ -333,6 +337,7 @@ def test_teaching_views(page):
     page.wait_for_function("!document.querySelector('#mistakes').innerText.includes('Running')", timeout=WAIT)
     assert "bundled examples" in page.inner_text("#mistakes")
     assert "accuracy" in page.inner_text("#teaching") or "no measured figures" in page.inner_text("#teaching")
+    page.locator("#teaching").screenshot(path=str(SHOTS / "teaching.png"))
 
 
 def test_example_webcam_and_microphone(page):

@@ -45,8 +45,10 @@ CSS = """
 .modebar-container, .modebar { display: none !important; }
 #status { min-height: 2.5em; }
 .num, .nowrap { white-space: nowrap; }
-#modality-table table { width: 100%; border-collapse: collapse; }
-#modality-table td, #modality-table th { padding: 4px 6px; border-bottom: 1px solid #ddd; text-align: left; }
+#modality-table table, #mistakes table, #measured table { width: 100%; border-collapse: collapse; margin: 0 !important;
+  table-layout: auto; }
+#modality-table td, #modality-table th, #mistakes td, #mistakes th, #measured td, #measured th { padding: 4px 6px;
+  border: none; border-bottom: 1px solid #ddd; text-align: left; }
 #results.stale .plot-container, #results.stale #headline, #results.stale #explanation { opacity: 0.35; }
 #stale-note { color: #8a4b00; font-weight: 600; }
 #faces-gallery .grid-wrap { max-height: none !important; overflow: visible !important; }
