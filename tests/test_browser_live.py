@@ -120,3 +120,9 @@ def test_live_stream_updates_stops_and_analyses_the_last_seconds(page, server):
         page.wait_for_selector(f"#{plot} .js-plotly-plot .main-svg")
     assert page.is_visible("#correction-panel")
     assert "live-last-5s" in page.evaluate("() => document.querySelector('#upload-video video')?.src || ''")
+    # closing the tab ends its live session on the server
+    page.close()
+    end = time.monotonic() + 60
+    while "a live session ended with its tab (0 still open)" not in server.log() and time.monotonic() < end:
+        time.sleep(0.5)
+    assert "a live session ended with its tab (0 still open)" in server.log()

@@ -167,7 +167,9 @@ class LiveTab:
     def end(self, request: gr.Request) -> None:
         """The tab closed: its stream and session go (Gradio cancels the stream events themselves)."""
         with self._lock:
-            self.sessions.pop(request.session_hash, None)
+            ended = self.sessions.pop(request.session_hash, None)
+            if ended is not None:
+                log.info("a live session ended with its tab (%d still open)", len(self.sessions))
 
     # --- streams -----------------------------------------------------------------------------------------------
     def frame(self, image: np.ndarray | None, request: gr.Request):
