@@ -170,6 +170,13 @@ def test_two_annotators_label_by_keyboard_and_see_the_hand_computed_agreement(br
         stats = text(ana, "coll-stats")
         assert "Confusion between annotators" in stats
         assert "4 of 4 clips have 2 labels" in text(ana, "coll-progress")
+        receipt = re.search(r"Receipt: ([0-9a-f]{32})", text(ben, "coll-status")).group(1)  # ben's last label
+        ben.get_by_text("Erase a label").click()  # open the accordion
+        ben.fill("#coll-erase-id textarea", receipt.upper())
+        ben.click("#coll-erase")
+        ben.wait_for_function("(r) => document.querySelector('#coll-erased').innerText.includes('Erased ' + r)",
+                              arg=receipt)
+        ben.wait_for_function("() => document.querySelector('#coll-stats').innerText.includes('7 labels')")
     finally:
         ana_ctx.close()
         ben_ctx.close()
@@ -177,5 +184,8 @@ def test_two_annotators_label_by_keyboard_and_see_the_hand_computed_agreement(br
     shown = float(re.search(r"emotion \(nominal\) (-?[0-9.]+)", stats).group(1))
     assert shown == pytest.approx(hand_alpha_nominal(units), abs=0.0005)
     records = AnnotationStore(store / "collections" / "talks").records()
+    assert receipt not in {r.id for r in records}  # erased by receipt, from the page
+    erased_clip = seen["ben"][-1]
     assert sorted((r.annotator, r.clip_id, r.answer, r.stress_rating, r.blind) for r in records) == sorted(
-        (w, c, a, s, w == "ben") for w, table in answers.items() for c, (a, s) in table.items())
+        (w, c, a, s, w == "ben") for w, table in answers.items() for c, (a, s) in table.items()
+        if (w, c) != ("ben", erased_clip))

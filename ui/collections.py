@@ -172,6 +172,12 @@ def tab(store_dir: str | Path) -> None:
             skip = gr.Button("Skip (S)", elem_id="coll-skip")
         status = gr.Markdown(elem_id="coll-status")
         progress = gr.Markdown(elem_id="coll-progress")
+        with gr.Accordion("Erase a label", open=False):
+            with gr.Row():
+                erase_id = gr.Textbox(label="Receipt id (shown when the label was saved)", elem_id="coll-erase-id",
+                                      max_length=80)
+                erase = gr.Button("Erase", elem_id="coll-erase", size="sm")
+            erased = gr.Markdown(elem_id="coll-erased")
         with gr.Accordion("Agreement", open=True):
             stats = gr.Markdown(elem_id="coll-stats")
             refresh = gr.Button("Refresh", size="sm", elem_id="coll-refresh")
@@ -230,6 +236,20 @@ def tab(store_dir: str | Path) -> None:
     def reblind(collection, cid, hide):
         return _model_md(stresslab.Workspace(store, collection).prelabel(cid), hide) if collection and cid else ""
 
+    def erase_label(collection: str, receipt: str):
+        if not collection or not (receipt or "").strip():
+            return "Paste the receipt id of the label to erase.", gr.update()
+        try:
+            gone = stresslab.Workspace(store, collection).erase(receipt)
+        except ValueError as e:
+            return f"Not erased: {e}", gr.update()
+        rid = receipt.strip().strip("`").lower()
+        sync = annotation_sync(stresslab.Workspace(store, collection)) if gone else None
+        if sync is not None:
+            sync.nudge()  # the Hub copy goes too
+        message = f"Erased `{rid}`." if gone else f"No label `{rid}` in {collection}."
+        return message, _stats_md(store, collection)
+
     private = {"api_visibility": "private"}
     base = [name, annotator, blind, skipped]
     start.click(load, base, shown, **private).then(lambda n: _stats_md(store, n), name, stats, **private)
@@ -242,6 +262,8 @@ def tab(store_dir: str | Path) -> None:
     skip.click(skip_clip, [*base, clip_id], [skipped, *shown, status], **private)
     blind.change(reblind, [name, clip_id, blind], model, **private)
     refresh.click(lambda n: _stats_md(store, n), name, stats, **private)
+    for trigger in (erase.click, erase_id.submit):
+        trigger(erase_label, [name, erase_id], [erased, stats], **private)
 
 
 def main() -> None:
