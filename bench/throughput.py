@@ -36,9 +36,9 @@ def cli_batch() -> dict:
 def training(data: str) -> dict:
     """Samples/s of each stage: a short run per stage with a small budget; samples = steps x batch."""
     out = {}
-    budgets = {"video": ["video_epochs=1", "video_limit=2560"], "audio": ["audio_epochs=3", "audio_refit=false"],
-               "text": ["text_epochs=1", "text_cap=200"], "fusion": ["fusion_steps=200", "eval_every=1000"],
-               "joint": ["joint_steps=10", "eval_every=1000"]}
+    budgets = {"video": ["video.epochs=1", "video.limit=2560"], "audio": ["audio.epochs=3", "audio.refit=false"],
+               "text": ["text.epochs=1", "text.cap=200"], "fusion": ["fusion.steps=200", "optim.eval_every=1000"],
+               "joint": ["joint.steps=10", "optim.eval_every=1000"]}
     run = ROOT / "runs" / "bench-throughput"  # beside runs/default, so the feature caches (runs/cache) are warm
     shutil.rmtree(run, ignore_errors=True)
     done: list[str] = []

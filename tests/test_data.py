@@ -1,4 +1,5 @@
-"""training.data readers: clip folders as records and as a Hugging Face dataset; speaker-disjoint splits."""
+"""The clip-folder format read back (records, a Hugging Face dataset) and training.data's speaker-disjoint splits.
+Tests that read ../shared/data skip, with the reason, where it is absent (a plain clone)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,16 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import CREMAD, EMODB
+from conftest import CREMAD, EMODB, SHARED
 
-from training.data import DEFAULT_SPLITS, load_clip_folder_dataset, read_clip_folder, speaker_split
-from training.prepare import FIELDS, clip_record, prepare, read_cremad, read_emodb
+from training.clip_folder import FIELDS, clip_record, load_clip_folder_dataset, read_clip_folder
+from training.data import DEFAULT_SPLITS, default_split, speaker_split
+from training.prepare import prepare
+from training.readers.cremad import read_cremad
+from training.readers.emodb import read_emodb
+from training.readers.ravdess import read_ravdess
+
+needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"needs the shared corpora in {SHARED}")
 
 
 def write_folder(root: Path, records: list[dict]) -> Path:
@@ -21,6 +28,7 @@ def write_folder(root: Path, records: list[dict]) -> Path:
     return root
 
 
+@needs_shared
 def test_read_clip_folder_makes_media_absolute(tmp_path):
     folder = tmp_path / "clips"
     (folder / "media").mkdir(parents=True)
@@ -42,6 +50,7 @@ def test_read_clip_folder_errors(tmp_path):
         read_clip_folder(tmp_path)
 
 
+@needs_shared
 def test_load_clip_folder_dataset(tmp_path):
     out = tmp_path / "cremad"
     prepare("cremad", CREMAD, out, link=True)
@@ -61,12 +70,14 @@ def test_load_clip_folder_dataset(tmp_path):
 def test_readers_do_not_import_torch():
     import subprocess
 
-    code = "import sys, training.data, training.prepare; print('torch' in sys.modules)"
+    code = ("import sys, training.data, training.clip_folder, training.readers, training.prepare, training.eval_sets; "
+            "print('torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           cwd=Path(__file__).resolve().parents[1])
     assert done.stdout.strip() == "False"
 
 
+@needs_shared
 def test_default_splits_emodb_speaker_disjoint():
     recs = list(read_emodb(EMODB))  # the records prepare writes, without writing them
     sp = DEFAULT_SPLITS["emodb"]
@@ -81,6 +92,7 @@ def test_default_splits_emodb_speaker_disjoint():
                for v in parts.values())  # each part sees every emotion
 
 
+@needs_shared
 def test_default_splits_cremad():
     sp = DEFAULT_SPLITS["cremad"]
     parts = speaker_split(list(read_cremad(CREMAD)), sp["val"], sp["test"])
@@ -114,3 +126,15 @@ def test_records_without_speaker_keep_their_split_or_hash():
     assert {r["id"] for r in again["val"]} == {r["id"] for r in parts["val"]}
     with pytest.raises(ValueError, match="split 'holdout'"):
         speaker_split([clip_record(id="g/e", split="holdout")], [])
+
+
+@needs_shared
+def test_default_splits_ravdess_speaker_disjoint():
+    recs = list(read_ravdess(SHARED / "ravdess-speech"))
+    parts = default_split(recs, "ravdess")
+    speakers = {k: {r["speaker"] for r in v} for k, v in parts.items()}
+    assert speakers["val"] == {"05", "06"} and speakers["test"] == set() and not speakers["train"] & {"05", "06"}
+    assert len(speakers["train"]) == 16 and len(parts["val"]) == 2 * 44 and len(parts["train"]) == 16 * 44
+    assert sorted(r["extra"]["sex"] for r in parts["val"][::44]) == ["female", "male"]
+    with pytest.raises(ValueError, match="no default speaker split"):
+        default_split(recs, "goemotions")

@@ -1,19 +1,22 @@
 """training.evaluate: its figures against hand-computed values, its JSON schema on a prepared CREMA-D folder with a
-tiny model, and the bundled default checkpoint scoring the shared CREMA-D clips through the product's path."""
+tiny model, the table of evaluation sets run through it, and the bundled default checkpoint scoring the shared
+CREMA-D clips through the product's path. Tests that read ../shared/data skip, with the reason, where it is absent."""
 
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CREMAD
+from conftest import CREMAD, SHARED
 
 from stresslab.labels import EMOTIONS
+from training.eval_sets import BY_NAME, EVAL_SETS, run
 from training.evaluate import _by, age_group, main, select_records
 from training.metrics import classification_report
 from training.prepare import prepare
 
 DEFAULT = Path(__file__).resolve().parents[1] / "models" / "default"
+needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"needs the shared corpora in {SHARED}")
 CODES = {"ANG": "anger", "DIS": "disgust", "FEA": "fear", "HAP": "happy", "NEU": "neutral", "SAD": "sad"}
 
 
@@ -55,6 +58,7 @@ def _run(capsys, *args) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
+@needs_shared
 def test_cli_json_schema_on_cremad(tiny_model_dir, cremad_folder, capsys):
     fused = _run(capsys, "--model", str(tiny_model_dir), "--data", str(cremad_folder), "--json")
     keys = {"modality", "n", "accuracy", "uar", "macro_f1", "recall", "confusion", "ece", "skipped", "per_speaker",
@@ -75,12 +79,31 @@ def test_cli_json_schema_on_cremad(tiny_model_dir, cremad_folder, capsys):
     assert audio["n"] == 6 and set(audio["per_speaker"]) == {"1002"}  # DEFAULT_SPLITS: 1002 is CREMA-D's val
 
 
+@needs_shared
 def test_select_records_speaker_split(cremad_folder):
     assert {r["speaker"] for r in select_records(str(cremad_folder), "val", "cremad")} == {"1002"}
     assert len(select_records(str(cremad_folder), None, None)) == 12
 
 
+@needs_shared
+def test_eval_sets_write_what_evaluate_prints(tiny_model_dir, cremad_folder, capsys, tmp_path):
+    """A set of the table (the one the training script, the model card and bench.accuracy read) gives the same
+    document as training.evaluate called with the set's arguments."""
+    assert len(BY_NAME) == len(EVAL_SETS) and all(s.corpus in ("emodb", "fer2013", "goemotions", "cremad")
+                                                  for s in EVAL_SETS)
+    s = BY_NAME["cremad-audio"]
+    docs = run(tiny_model_dir, tmp_path / "eval", cremad_folder.parent, [s.name], progress=False)
+    written = json.loads((tmp_path / "eval" / "cremad-audio.json").read_text())
+    direct = _run(capsys, "--model", str(tiny_model_dir), *s.evaluate_args(cremad_folder.parent), "--json")
+    assert written == direct == docs[s.name] and written["n"] == 12 and written["modality"] == "audio"
+    assert BY_NAME["emodb-test-audio"].evaluate_args("d") == ["--data", "d/emodb", "--modality", "audio",
+                                                              "--speakers", "emodb", "--split", "test"]
+    with pytest.raises(ValueError, match="unknown evaluation sets"):
+        run(tiny_model_dir, tmp_path / "eval", cremad_folder.parent, ["nope"])
+
+
 @pytest.mark.skipif(not (DEFAULT / "model.safetensors").exists(), reason="the default model is not trained yet")
+@needs_shared
 def test_default_model_scores_the_shared_cremad_clips(capsys, record_property):
     from stresslab import analyze
     from stresslab.model import StressModel

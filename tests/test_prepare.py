@@ -1,5 +1,6 @@
 """training.prepare on the real corpora in ../shared/data (small copies where a corpus is big): counts computed
-independently from the source files, labels, splits, speakers, extras, media, README, errors, atomic metadata."""
+independently from the source files, labels, splits, speakers, extras, media, README, errors, atomic metadata.
+Tests that read ../shared/data skip, with the reason, where it is absent (a plain clone)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,19 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import CREMAD, EMODB, FER, GOEMOTIONS
+from conftest import CREMAD, EMODB, FER, GOEMOTIONS, SHARED
 
-from training.data import load_clip_folder_dataset, read_clip_folder
-from training.prepare import FIELDS, main, prepare
+from training.clip_folder import FIELDS, load_clip_folder_dataset, read_clip_folder
+from training.prepare import main, prepare
+
+RAVDESS = SHARED / "ravdess-speech"
+needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"needs the shared corpora in {SHARED}")
 
 SIX = {"anger", "disgust", "fear", "happy", "neutral", "sad"}
 # Written out here rather than taken from stresslab.labels, so that the expected counts are independent.
 EMODB_LETTERS = {"W": "anger", "E": "disgust", "A": "fear", "F": "happy", "N": "neutral", "T": "sad"}
 CREMAD_CODES = {"ANG": "anger", "DIS": "disgust", "FEA": "fear", "HAP": "happy", "NEU": "neutral", "SAD": "sad"}
+RAVDESS_CODES = {"01": "neutral", "03": "happy", "04": "sad", "05": "anger", "06": "fear", "07": "disgust"}
 FER_CLASSES = {"angry": "anger", "disgust": "disgust", "fear": "fear", "happy": "happy", "neutral": "neutral",
                "sad": "sad"}
 
@@ -45,6 +50,7 @@ def check_folder(out: Path, n: int, tmp_path: Path) -> list[dict]:
     return recs
 
 
+@needs_shared
 def test_emodb(tmp_path):
     names = [p.stem for p in (EMODB / "wav").glob("*.wav")]
     assert len(names) == 408
@@ -69,6 +75,37 @@ def test_emodb(tmp_path):
     assert "Burkhardt" in readme and "boredom" in readme and "| all | 100 | 30 |" in readme
 
 
+
+@needs_shared
+def test_ravdess_counts_from_the_file_names(tmp_path):
+    """Every count worked out here from the file names (modality-channel-emotion-intensity-statement-repetition-
+    actor), not through the reader: calm (02) and surprised (08) dropped, speaker = actor."""
+    names = [p.stem for p in RAVDESS.glob("Actor_*/*.flac")]
+    assert len(names) == 1080 and len({n.split("-")[6] for n in names}) == 18
+    kept = [n for n in names if n.split("-")[2] not in ("02", "08")]
+    assert len(kept) == 1080 - 18 * (8 + 8) == 792  # 8 calm + 8 surprised clips per actor
+    expected = Counter(RAVDESS_CODES[n.split("-")[2]] for n in kept)
+    assert expected == {"neutral": 4 * 18, **{e: 8 * 18 for e in SIX - {"neutral"}}}
+    out = tmp_path / "ravdess"
+    prepare("ravdess", RAVDESS, out, link=True)
+    recs = check_folder(out, len(kept), tmp_path)
+    assert sorted(r["id"] for r in recs) == sorted(f"ravdess/{n}" for n in kept)
+    assert Counter(r["emotion"] for r in recs) == expected
+    assert Counter(r["speaker"] for r in recs) == Counter(n.split("-")[6] for n in kept)
+    assert all(r["split"] is None and r["video"] is None and r["image"] is None for r in recs)
+    r = next(r for r in recs if r["id"] == "ravdess/03-01-05-02-01-01-07")
+    assert r["emotion"] == "anger" and r["speaker"] == "07" and r["text"] == "Kids are talking by the door."
+    assert (r["extra"]["intensity"], r["extra"]["statement"], r["extra"]["repetition"]) == ("strong", "01", "01")
+    assert r["extra"]["sex"] == "male"  # odd actors are male
+    intensity = Counter({"01": "normal", "02": "strong"}[n.split("-")[3]] for n in kept)
+    assert Counter(x["extra"]["intensity"] for x in recs) == intensity and intensity["strong"] == 18 * 5 * 4
+    media = Path(r["audio"])
+    assert media.is_symlink() and media.resolve() == (RAVDESS / "Actor_07" / "03-01-05-02-01-01-07.flac").resolve()
+    readme = (out / "README.md").read_text()
+    assert "Livingstone" in readme and "CC BY-NC-SA 4.0" in readme and "calm" in readme
+
+
+@needs_shared
 def test_cremad_copies_media_and_reads_meta(tmp_path):
     out = tmp_path / "cremad"
     prepare("cremad", CREMAD, out)
@@ -99,6 +136,7 @@ def test_cremad_copies_media_and_reads_meta(tmp_path):
     assert "Open Database License" in (out / "README.md").read_text()
 
 
+@needs_shared
 def test_cremad_release_layout_without_meta(tmp_path):
     """The full release keeps one clip in several forms (VideoFlash/, AudioMP3/, ...): one record each, no meta."""
     src = tmp_path / "src"
@@ -120,6 +158,7 @@ def test_cremad_release_layout_without_meta(tmp_path):
     assert all(set(r["extra"]) == {"sentence", "intensity"} for r in recs)  # no meta/: no extras from it
 
 
+@needs_shared
 def test_cremad_split_folders(tmp_path):
     for split, p in (("train", CREMAD / "1001_DFA_HAP_XX.flv"), ("test", CREMAD / "1002_DFA_HAP_XX.mp3")):
         (tmp_path / "src" / split).mkdir(parents=True)
@@ -137,6 +176,7 @@ def go_src(tmp_path: Path, **files: str) -> Path:
     return src
 
 
+@needs_shared
 def test_goemotions_rules(tmp_path):
     # labels.txt: 0 anger, 1 disgust, 2 fear, 3 joy, 4 neutral, 5 sadness, 6 surprise
     src = go_src(tmp_path, train="I love it\t3\ta1\nwow\t6\ta2\nyay wow\t3,6\ta3\nmixed\t0,3\ta4\nmeh\t4\ta5\n"
@@ -152,6 +192,7 @@ def test_goemotions_rules(tmp_path):
     assert all(r["audio"] is None and r["video"] is None and r["speaker"] is None for r in recs)
 
 
+@needs_shared
 def test_goemotions_real_dev_counts(tmp_path):
     src = go_src(tmp_path)
     shutil.copy(GOEMOTIONS / "dev.tsv", src)
@@ -173,6 +214,7 @@ def test_goemotions_real_dev_counts(tmp_path):
     assert len(load_clip_folder_dataset(out, cache_dir=tmp_path / "hf")) == 4647
 
 
+@needs_shared
 def test_goemotions_malformed_row_is_a_clear_error(tmp_path):
     src = go_src(tmp_path, train="fine\t3\ta1\nno label ids here\n")
     with pytest.raises(ValueError, match=r"train\.tsv:2: expected text TAB comma-separated label ids"):
@@ -184,6 +226,7 @@ def test_goemotions_malformed_row_is_a_clear_error(tmp_path):
         prepare("goemotions", src2, tmp_path / "out")
 
 
+@needs_shared
 def test_fer2013_small_copy(tmp_path):
     src = tmp_path / "fer"
     for split in ("train", "val"):
@@ -203,6 +246,7 @@ def test_fer2013_small_copy(tmp_path):
                                              ).read_bytes()
 
 
+@needs_shared
 def test_fer2013_without_split_folders_and_unknown_class(tmp_path):
     src = tmp_path / "fer"
     (src / "happy").mkdir(parents=True)
@@ -231,6 +275,7 @@ def feedback_store(root: Path):
     return {"video": video, "audio": audio, "image": image, "rating": rating, "no_media": no_media}
 
 
+@needs_shared
 def test_feedback_store(tmp_path):
     saved = feedback_store(tmp_path / "store")
     before = sorted(p.relative_to(tmp_path / "store") for p in (tmp_path / "store").rglob("*"))
@@ -257,6 +302,7 @@ def test_feedback_store(tmp_path):
     assert "2 with a stress rating" in readme
 
 
+@needs_shared
 def test_feedback_from_hub_id(tmp_path, monkeypatch):
     """A Hub dataset id goes through FeedbackStore.from_hub into a snapshot inside OUT (so --link stays valid)."""
     from stresslab.corrections.store import FeedbackStore
@@ -277,7 +323,7 @@ def test_feedback_from_hub_id(tmp_path, monkeypatch):
                                   for r in recs if r["audio"])
 
 
-@pytest.mark.parametrize("corpus", ["cremad", "emodb", "goemotions", "fer2013", "feedback"])
+@pytest.mark.parametrize("corpus", ["cremad", "emodb", "ravdess", "goemotions", "fer2013", "feedback"])
 def test_wrong_source_is_a_clear_error(tmp_path, corpus):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="expected"):
@@ -288,15 +334,19 @@ def test_wrong_source_is_a_clear_error(tmp_path, corpus):
     assert not (tmp_path / "out" / "metadata.jsonl").exists()
 
 
+@needs_shared
 def test_another_corpus_is_not_mistaken(tmp_path):
     with pytest.raises(ValueError, match="does not look like CREMA-D"):
         prepare("cremad", EMODB, tmp_path / "out")
     with pytest.raises(ValueError, match="does not look like EmoDB"):
         prepare("emodb", CREMAD, tmp_path / "out")
+    with pytest.raises(ValueError, match="does not look like RAVDESS"):
+        prepare("ravdess", EMODB, tmp_path / "out")
     with pytest.raises(ValueError, match="unknown corpus"):
         prepare("iemocap", CREMAD, tmp_path / "out")
 
 
+@needs_shared
 def test_metadata_write_is_atomic(tmp_path, monkeypatch):
     """A failure while writing metadata.jsonl leaves the previous file whole and no temp file behind."""
     out = tmp_path / "out"
@@ -319,6 +369,7 @@ def test_metadata_write_is_atomic(tmp_path, monkeypatch):
     assert not Path(out / "media" / "cremad" / "1002_DFA_ANG_XX.mp3").is_symlink()
 
 
+@needs_shared
 def test_cli(tmp_path, capsys):
     assert main(["cremad", str(CREMAD), str(tmp_path / "out"), "--link"]) == 0
     assert "wrote 12 clips" in capsys.readouterr().err

@@ -1,86 +1,31 @@
-"""Clip folders as records and as a Hugging Face dataset, speaker-disjoint splits, and the cached per-modality
-inputs that training uses.
+"""Which records train, validate and test: speaker-disjoint splits, stable hold-outs, class-balanced samples.
 
-Readers (read_clip_folder, load_clip_folder_dataset, speaker_split, DEFAULT_SPLITS) import neither torch nor the
-model code. The input builders below them (face_arrays, audio_arrays) go through the product's own code
-(stresslab.load_clip, audio_features, face crops), so what the model learns from is what it sees at run time;
-caches (runs/cache/*.npz) make the second run fast. Torch datasets/loaders over these go below them.
+Imports neither torch nor the model code (training.clip_folder reads the records; training.features turns them
+into tower inputs; training.pools draws the later stages' pairings from those).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from stresslab.labels import EMOTIONS, emotion_id
 
-if TYPE_CHECKING:
-    import datasets
-
-    from stresslab.towers.audio import AudioConfig
-    from stresslab.towers.video import VideoConfig
-
-MEDIA_KEYS = ("video", "audio", "image")
-
 # Our speaker-disjoint splits (speaker ids as training.prepare writes them).
 # EmoDB: 8 speakers here (15 and 16 are held aside by the project): validation (early stopping, model choice)
 # 09 (f) + 10 (m), test (reported only) 03 (m) + 08 (f), training the other four (11 m, 12 m, 13 f, 14 f).
 # CREMA-D sample: actor 1002 (f, audio only) validates, actor 1001 (m, video) trains; no test actor.
+# RAVDESS: 18 actors here (13-18 are held aside by the project): 05 (m) + 06 (f) validate, the other 16 train; no
+# test actor of its own yet (the held-aside actors, or cross-validation over these 18, measure it).
 DEFAULT_SPLITS: dict[str, dict[str, tuple[str, ...]]] = {
     "emodb": {"val": ("09", "10"), "test": ("03", "08")},
     "cremad": {"val": ("1002",), "test": ()},
+    "ravdess": {"val": ("05", "06"), "test": ()},
 }
 # A source split -> the part speaker_split puts it in.
 SOURCE_SPLITS = {"train": "train", "dev": "val", "val": "val", "valid": "val", "validation": "val", "test": "test"}
-
-
-def read_clip_folder(path: str | Path) -> list[dict]:
-    """The records of a clip folder's metadata.jsonl, with media paths made absolute."""
-    path = Path(path).resolve()
-    meta = path / "metadata.jsonl"
-    if not meta.is_file():
-        raise FileNotFoundError(f"{path} is not a clip folder: metadata.jsonl is missing "
-                                "(write one with python -m training.prepare)")
-    records = []
-    with meta.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{meta}:{n}: not a JSON line ({e})") from None
-            for key in MEDIA_KEYS:
-                if r.get(key):
-                    r[key] = str(path / r[key])
-            records.append(r)
-    return records
-
-
-def load_clip_folder_dataset(path: str | Path, absolute_paths: bool = True,
-                             cache_dir: str | Path | None = None) -> datasets.Dataset:
-    """The clip folder as a Hugging Face datasets.Dataset, one row a clip; media stay path strings (absolute,
-    or relative to the folder as written when absolute_paths is False)."""
-    import datasets
-
-    path = Path(path).resolve()
-    if not (path / "metadata.jsonl").is_file():
-        raise FileNotFoundError(f"{path} is not a clip folder: metadata.jsonl is missing")
-    ds = datasets.load_dataset("json", data_files=str(path / "metadata.jsonl"), split="train",
-                               cache_dir=None if cache_dir is None else str(cache_dir))
-    if not absolute_paths:
-        return ds
-    keys = [k for k in MEDIA_KEYS if k in ds.column_names]
-
-    def absolute(batch: dict) -> dict:
-        return {k: [None if p is None else str(path / p) for p in batch[k]] for k in keys}
-
-    return ds.map(absolute, batched=True, desc="absolute media paths") if keys else ds
 
 
 def _hash_fraction(key: str) -> float:
@@ -111,8 +56,12 @@ def speaker_split(records: Iterable[dict], val_speakers: Iterable[str], test_spe
     return out
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# training inputs (numpy, cached); torch datasets and loaders over them belong below
+def default_split(records: Iterable[dict], corpus: str) -> dict[str, list[dict]]:
+    """speaker_split with the corpus's DEFAULT_SPLITS speakers."""
+    if corpus not in DEFAULT_SPLITS:
+        raise ValueError(f"no default speaker split for {corpus!r}; expected one of {', '.join(DEFAULT_SPLITS)}")
+    sp = DEFAULT_SPLITS[corpus]
+    return speaker_split(records, sp["val"], sp["test"])
 
 
 def holdout(records: list[dict], fraction: float) -> tuple[list[dict], list[dict]]:
@@ -126,74 +75,6 @@ def holdout(records: list[dict], fraction: float) -> tuple[list[dict], list[dict
 def labels_of(records: list[dict]) -> np.ndarray:
     """The emotion ids of records (each must have an emotion)."""
     return np.array([emotion_id(r["emotion"]) for r in records], dtype=np.int64)
-
-
-def _cached(name: str, cache: Path | None, build):
-    if cache is not None and (cache / f"{name}.npz").exists():
-        with np.load(cache / f"{name}.npz", allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    data = build()
-    if cache is not None:
-        cache.mkdir(parents=True, exist_ok=True)
-        np.savez(cache / f"{name}.npz", **data)
-    return data
-
-
-def face_arrays(records: list[dict], config: VideoConfig, name: str, cache: Path | None = None) -> dict:
-    """{"x": (N, S, S) uint8 gray face crops, "y": (N,)}: images, or for videos the middle frame's face."""
-
-    def build():
-        import cv2
-
-        from stresslab.clip import load_clip
-        from stresslab.towers.video import FaceDetector, crop_face
-
-        detector, xs, ys = FaceDetector(config), [], []
-        for r in records:
-            clip = load_clip(r.get("image") or r["video"])
-            mid = clip.frames[len(clip.frames) // 2]
-            box = detector.detect(mid)
-            if box is None:
-                continue
-            xs.append(crop_face(cv2.cvtColor(mid, cv2.COLOR_RGB2GRAY), box, config))
-            ys.append(emotion_id(r["emotion"]))
-        return {"x": np.stack(xs), "y": np.array(ys, dtype=np.int64)}
-
-    return _cached(f"faces-{name}-{config.image_size}", cache, build)
-
-
-def audio_arrays(records: list[dict], config: AudioConfig, name: str, cache: Path | None = None,
-                 speeds: tuple[float, ...] = (1.0,)) -> dict:
-    """{"feats": (sum T, F) float32, "offsets": (N + 1,), "y": (N,), "speaker": (N,)}: audio_features of each clip
-    (and of speed-perturbed copies for each factor != 1: a standard augmentation for small speech corpora)."""
-
-    def build():
-        import librosa
-
-        from stresslab.clip import load_clip
-        from stresslab.towers.audio import audio_features
-
-        feats, offsets, ys, speakers = [], [0], [], []
-        for r in records:
-            wave = load_clip(r["audio"]).audio
-            for speed in speeds:
-                w = wave if speed == 1.0 else librosa.resample(wave, orig_sr=16000 * speed, target_sr=16000)
-                f = audio_features(w, config)
-                feats.append(f)
-                offsets.append(offsets[-1] + len(f))
-                ys.append(emotion_id(r["emotion"]))
-                speakers.append(r.get("speaker") or "")
-        return {"feats": np.concatenate(feats), "offsets": np.array(offsets), "y": np.array(ys, dtype=np.int64),
-                "speaker": np.array(speakers)}
-
-    tag = "-".join(f"{s:g}" for s in speeds)
-    return _cached(f"audio-{name}-{tag}", cache, build)
-
-
-def split_features(data: dict) -> list[np.ndarray]:
-    """The (T_i, F) feature arrays of audio_arrays' concatenation."""
-    o = data["offsets"]
-    return [data["feats"][o[i]: o[i + 1]] for i in range(len(o) - 1)]
 
 
 def balanced_indices(y: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:

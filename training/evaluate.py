@@ -25,17 +25,18 @@ from stresslab import MODALITIES, ClipError, encode, fuse, load_clip
 from stresslab.labels import EMOTIONS, emotion_id
 from stresslab.model import StressModel
 from training import data as D
+from training.clip_folder import read_clip_folder
 from training.metrics import classification_report
 
 GROUP_KEYS = ("sex", "age", "race", "ethnicity")
 
 
 def select_records(folder: str, split: str | None, speakers: str | None) -> list[dict]:
-    records = [r for r in D.read_clip_folder(folder) if r.get("emotion")]
+    """The labelled records of a clip folder: all, those of a split, or with `speakers` (a corpus of
+    training.data.DEFAULT_SPLITS) that part (default "test") of its speaker-disjoint split."""
+    records = [r for r in read_clip_folder(folder) if r.get("emotion")]
     if speakers:
-        sp = D.DEFAULT_SPLITS[speakers]
-        parts = D.speaker_split(records, sp["val"], sp["test"])
-        return parts.get(split or "test", [])
+        return D.default_split(records, speakers).get(split or "test", [])
     if split:
         return [r for r in records if r.get("split") == split]
     return records
@@ -108,6 +109,21 @@ def evaluate(model: StressModel, records: list[dict], modality: str = "fused", p
     return out
 
 
+def report(model: StressModel, data: str, modality: str = "fused", split: str | None = None,
+           speakers: str | None = None, limit: int = 0, progress: bool = False) -> dict:
+    """evaluate() on the records select_records picks (at most `limit`, a stable class-balanced sample), with the
+    selection recorded in the document. Raises ValueError when no labelled record matches."""
+    records = select_records(data, split, speakers)
+    if not records:
+        raise ValueError(f"no labelled records match in {data} (split {split}, speakers {speakers})")
+    if limit and len(records) > limit:
+        idx = D.balanced_indices(D.labels_of(records), max(1, limit // len(EMOTIONS)), np.random.default_rng(0))
+        records = [records[i] for i in sorted(idx)]
+    doc = evaluate(model, records, modality, progress=progress)
+    doc["data"], doc["split"] = data, split
+    return doc
+
+
 def _by(records, y_true, y_pred, key) -> dict:
     groups = defaultdict(list)
     for i, r in enumerate(records):
@@ -135,16 +151,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    records = select_records(args.data, args.split, args.speakers)
-    if not records:
-        print("error: no labelled records match", file=sys.stderr)
+    try:
+        doc = report(StressModel.from_pretrained(args.model), args.data, args.modality, args.split, args.speakers,
+                     args.limit, progress=True)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
-    if args.limit and len(records) > args.limit:
-        idx = D.balanced_indices(D.labels_of(records), max(1, args.limit // len(EMOTIONS)), np.random.default_rng(0))
-        records = [records[i] for i in sorted(idx)]
-    report = evaluate(StressModel.from_pretrained(args.model), records, args.modality, progress=True)
-    report["data"], report["split"], report["model"] = args.data, args.split, args.model
-    print(json.dumps(report, indent=2))
+    doc["model"] = args.model
+    print(json.dumps(doc, indent=2))
     return 0
 
 

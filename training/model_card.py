@@ -2,7 +2,8 @@
 
     python -m training.model_card --model models/default --run runs/default --eval runs/default/eval
 
-Every figure in the card is read from the JSON that `training.evaluate` printed and from the run's state.json.
+Every figure in the card is read from the JSON that `training.eval_sets` wrote (training.evaluate's document, one per
+set of its table, which also gives each row's wording) and from the run's state.json and log.
 """
 
 from __future__ import annotations
@@ -11,18 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-ROWS = [  # (file, what, data, the target of the issue)
-    ("emodb-test-audio.json", "audio tower", "EmoDB, test speakers 03 + 08 (never seen in training or selection)",
-     "UAR >= 0.75"),
-    ("emodb-val-audio.json", "audio tower", "EmoDB, validation speakers 09 + 10 (used for early stopping)", ""),
-    ("fer-val-video.json", "video tower", "FER2013 official PublicTest ('val', never used in training or selection)",
-     "accuracy >= 0.65"),
-    ("goemotions-dev-text.json", "text tower", "GoEmotions dev (never used in training or selection)",
-     "macro-F1 >= 0.55"),
-    ("cremad-fused.json", "fused", "CREMA-D sample: 1001 video+audio+sentence (seen in fusion training), "
-     "1002 audio+sentence (held out)", ""),
-    ("cremad-audio.json", "audio tower", "CREMA-D sample, audio only (1001 trained on, 1002 held out)", ""),
-]
+from training.eval_sets import EVAL_SETS
 
 
 def card(model: Path, run: Path, evals: Path) -> str:
@@ -30,13 +20,13 @@ def card(model: Path, run: Path, evals: Path) -> str:
     state = json.loads((run / "state.json").read_text())
     size_mb = sum(p.stat().st_size for p in model.rglob("*") if p.is_file()) / 2**20
     rows = []
-    for name, what, data, target in ROWS:
-        path = evals / name
+    for s in EVAL_SETS:
+        path = evals / f"{s.name}.json"
         if not path.exists():
             continue
         d = json.loads(path.read_text())
-        rows.append(f"| {what} | {data} | {d['n']} | {d['accuracy']:.3f} | {d['uar']:.3f} | {d['macro_f1']:.3f} | "
-                    f"{d.get('ece', float('nan')):.3f} | {target} |")
+        rows.append(f"| {s.part} | {s.data} | {d['n']} | {d['accuracy']:.3f} | {d['uar']:.3f} | {d['macro_f1']:.3f} | "
+                    f"{d.get('ece', float('nan')):.3f} | {s.target} |")
     fused = evals / "cremad-fused.json"
     ablation = ""
     if fused.exists():
@@ -99,7 +89,7 @@ distribution by a fixed valence/arousal mapping (no stress labels exist yet). It
 ## How it was trained (reproduce)
 ```bash
 scripts/train_default.sh   # prepare the corpora, python -m training.train --config training/configs/default.toml,
-                           # python -m training.evaluate on each held-out set, then this card
+                           # python -m training.eval_sets (training/eval_sets.py), then this card
 ```
 Stages: video, audio and text towers with their heads; fusion on frozen towers; a short end-to-end pass at a low
 rate. Cross-entropy (class-weighted) + modality-consistency KL + attention-entropy regularisation, AdamW, cosine
@@ -117,7 +107,8 @@ UAR = unweighted average recall; ECE = expected calibration error (15 bins).
 ## Limits
 - Acted, exaggerated emotion (actors in studios, Reddit comments for text); it has not been validated on
   spontaneous, real-world expressions, children, or people with atypical expression.
-- English and German speech only; faces are 48x48 grayscale FER-style crops (low resolution, frontal faces).
+- English and German speech only; faces are {video['image_size']}x{video['image_size']} grayscale crops, learnt from
+  48x48 FER2013 faces (low resolution, frontal faces).
 - Six classes only: surprise, boredom, contempt and mixed states are forced into one of the six.
 - Stress is not measured: it is derived from the emotion distribution by a fixed mapping.
 
