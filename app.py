@@ -26,7 +26,6 @@ import os
 import threading
 import time
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -34,23 +33,13 @@ import gradio as gr
 
 import stresslab
 from ui import live, page, plots, retention, teaching
+from ui.inputs import LoadedInputs
 from ui.layout import layout
 
 log = logging.getLogger("stresslab.app")
 ROOT = Path(__file__).resolve().parent
 EXAMPLES = ROOT / "data" / "examples"
 NONE_OF_THESE = "none of these"
-
-
-@dataclass
-class Loaded:
-    """What a session's inputs hold, as the server last set them. Each change gets a new version that the page
-    receives with it; an Analyse sent with an older version than this (an example or upload still on its way to the
-    player) is refused, so an answer is always about what the player shows."""
-
-    version: int = 0
-    media: str | None = None  # the file to analyse
-    source: str | None = None  # which input holds it: "video", "audio" or "image"
 
 
 class App:
@@ -63,8 +52,7 @@ class App:
         self.examples = sorted(p for p in examples.glob("*") if p.suffix in (".flv", ".mp3"))
         self.bundled = {p.stem: p for p in self.examples}
         self.files = files or retention.SessionFiles(retention.cache_folder(), keep=set(self.examples))
-        self.loaded: dict[str, Loaded] = {}
-        self._lock = threading.Lock()
+        self.loaded = LoadedInputs()  # the guard against answering about another clip (ui/inputs.py)
         self.card_url, self.card_file = analyzer.model_card()
         self.mistakes: tuple[list[teaching.Mistake], int] = ([], 0)
         self._teaching = threading.Thread(target=self._find_mistakes, daemon=True, name="teaching")
@@ -87,38 +75,29 @@ class App:
         return teaching.mistakes_html(*self.mistakes)
 
     # --- inputs -------------------------------------------------------------------------------------------------
-    def _set(self, session: str, **changes) -> int:
-        with self._lock:
-            loaded = self.loaded.setdefault(session, Loaded())
-            for k, v in changes.items():
-                setattr(loaded, k, v)
-            loaded.version += 1
-            return loaded.version
-
     def media_changed(self, which: str, value: str | None, request: gr.Request) -> dict:
         """An input got a new file (upload, recording, example) or was cleared: the others are cleared, the results
         marked stale, and the server's idea of what the player shows is updated."""
         sid = request.session_hash
         self.files.add(sid, value)
-        loaded = self.loaded.get(sid, Loaded())
-        c = self.c
+        loaded, c = self.loaded.get(sid), self.c
         if value is None:
             if loaded.source != which:
                 return {c.loaded: gr.skip()}
-            version = self._set(sid, media=None, source=None)
+            version = self.loaded.set(sid, None, None)
             return {c.loaded: version, **self._stale("the input was cleared")}
         example = self.bundled.get(Path(value).stem)  # the player shows Gradio's mp4 copy of a bundled example
         media = str(example) if example else value
         if media == loaded.media and which == loaded.source:  # the page now shows what was loaded: no change
             return {c.loaded: loaded.version}
-        version = self._set(sid, media=media, source=which)
+        version = self.loaded.set(sid, media, which)
         others = [comp for name, comp in c.media.items() if name != which]
         return {**{comp: None for comp in others}, c.loaded: version, **self._stale("a new input is loaded")}
 
     def pick_example(self, path: Path, request: gr.Request) -> dict:
         """A bundled example clicked: load it into its input (the original file is what gets analysed)."""
         which = "video" if path.suffix == ".flv" else "audio"
-        version = self._set(request.session_hash, media=str(path), source=which)
+        version = self.loaded.set(request.session_hash, str(path), which)
         return {self.c.media[which]: str(path), self.c.loaded: version, self.c.tabs: gr.Tabs(selected=which),
                 **self._stale("a new input is loaded")}
 
@@ -136,7 +115,7 @@ class App:
                 progress: gr.Progress = gr.Progress()) -> dict:  # noqa: B008 (Gradio's way to ask for progress)
         """Decode, run the towers once (kept in the session for the toggles), fuse, and show every view."""
         sid, c, previous = request.session_hash, self.c, (session or {}).get("result")
-        loaded = self.loaded.get(sid, Loaded())
+        loaded = self.loaded.get(sid)
         if loaded.version != client_version:  # an input is loading that the page does not show yet (no race)
             return {c.status: page.status("A new input is still loading: press Analyse again once it shows."),
                     **self._stale("a new input is loading")}
@@ -174,7 +153,7 @@ class App:
         for j, m in enumerate(stresslab.MODALITIES):  # a missing modality cannot be switched on
             present = bool(encoded.present[0, j])
             out[c.toggles[m]] = gr.update(value=present, interactive=present)
-        if self.loaded.get(sid, Loaded()).version != loaded.version:  # a new input arrived meanwhile
+        if self.loaded.get(sid).version != loaded.version:  # a new input arrived meanwhile
             out.update(self._stale("a new input arrived while analysing"))
         return out
 
@@ -318,8 +297,7 @@ class App:
         """The visitor's page closed: delete their uploads and face images."""
         sid = request.session_hash
         n = self.files.end(sid)
-        with self._lock:
-            self.loaded.pop(sid, None)
+        self.loaded.drop(sid)
         log.info("a session ended: %d files deleted", n)
 
     def state_expired(self, session: dict | None) -> None:

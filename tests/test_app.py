@@ -53,7 +53,7 @@ def text(html: str) -> str:
 
 
 def analyse(page, sid: str, video=None, text=None, version=None) -> dict:
-    version = page.loaded[sid].version if version is None and sid in page.loaded else (version or 0)
+    version = page.loaded.get(sid).version if version is None else version
     return page.analyse(video, None, None, text, version, None, Request(sid))
 
 

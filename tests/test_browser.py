@@ -139,6 +139,14 @@ def modality_status(page) -> dict[str, str]:
     return {row[0]: row[-1] for row in rows}
 
 
+def show_all_images(page) -> None:
+    """Load the gallery's lazy images, so that a full-page screenshot shows them."""
+    page.evaluate("document.querySelectorAll('#faces-gallery img').forEach(i => { i.loading = 'eager'; })")
+    page.locator("#faces-gallery").scroll_into_view_if_needed()
+    page.wait_for_function("[...document.querySelectorAll('#faces-gallery img')].every(i => i.complete)")
+    page.evaluate("window.scrollTo(0, 0)")
+
+
 def wait_for_answer(page, before: str, expect: str = "Analysed") -> str:
     """Wait until the status line has changed from `before` and the analysis is over; returns the status."""
     page.wait_for_function("""(before) => {
@@ -185,6 +193,7 @@ def test_upload_every_panel_toggle_correct_twice_and_erase(page, server, media):
     assert page.input_value("#transcript textarea, #transcript input") == "Don't forget a jacket"
     assert "Best guess" in page.inner_text("#explanation")
     before = page.inner_text("#attention-plot")
+    show_all_images(page)
     page.screenshot(path=str(SHOTS / "analysis.png"), full_page=True)
 
     page.fill("#text-input textarea, #text-input input", "I am furious with you")  # a new input: results stale
@@ -284,6 +293,10 @@ def test_phone_layout(browser, server):
             t = thumbs.nth(i).bounding_box()
             assert t and gallery["y"] <= t["y"] and t["y"] + t["height"] <= gallery["y"] + gallery["height"] + 1
         assert not page.is_visible("#timeline-plot")  # a 2 s clip has no timeline: hidden, not empty
+        status, headline = (page.locator(s).bounding_box() for s in ("#status", "#headline"))
+        form = page.locator("#correction-panel").first.bounding_box()
+        assert status["y"] < headline["y"] < form["y"]  # on a phone: the answer right under Analyse, then the form
+        show_all_images(page)
         page.screenshot(path=str(SHOTS / "phone.png"), full_page=True)
     finally:
         page.context.close()
@@ -337,6 +350,8 @@ def test_teaching_views(page):
     page.wait_for_function("!document.querySelector('#mistakes').innerText.includes('Running')", timeout=WAIT)
     assert "bundled examples" in page.inner_text("#mistakes")
     assert "accuracy" in page.inner_text("#teaching") or "no measured figures" in page.inner_text("#teaching")
+    if page.locator("#confusion-plot").count():
+        page.wait_for_selector("#confusion-plot .js-plotly-plot .main-svg")
     page.locator("#teaching").screenshot(path=str(SHOTS / "teaching.png"))
 
 

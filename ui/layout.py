@@ -61,8 +61,8 @@ def layout(app) -> tuple[gr.Blocks, SimpleNamespace]:
         gr.Markdown(page.NOTICE, elem_id="notice")
         with gr.Accordion("more: what it measures; your data", open=False, elem_id="notice-more"):
             gr.Markdown(page.NOTICE_MORE.format(card=card, retention=retention.RETENTION))
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=1, min_width=300):
+        with gr.Row(equal_height=False, elem_id="main-row"):
+            with gr.Column(scale=1, min_width=300, elem_id="left-col"):
                 with gr.Tabs(elem_id="inputs") as c.tabs:
                     with gr.Tab("Video", id="video", elem_id="tab-video"):
                         video = gr.Video(sources=["upload", "webcam"], include_audio=True, elem_id="upload-video",

@@ -60,7 +60,13 @@ CSS = """
 .receipt-list code { user-select: all; }
 html, body, gradio-app { overflow-x: hidden; }
 #title h1 { margin-bottom: 0; }
-@media (max-width: 640px) {
+@media (max-width: 640px) {  /* a phone: the answer right under Analyse, then the form, then the examples */
+  #main-row { flex-direction: column !important; flex-wrap: nowrap !important; }
+  #left-col { display: contents !important; }
+  #main-row > * { width: 100%; }
+  #results { order: 2; }
+  #correction-panel, #receipt-list { order: 3; }
+  #examples-video, #examples-audio { order: 4; }
   #title h1 { font-size: 1.4em !important; }
   #title p, #notice p { margin: 0.2em 0 !important; font-size: 0.95em; }
   #upload-video, #upload-audio, #upload-image { min-height: 0 !important; }
