@@ -8,7 +8,8 @@ Two measurements, both on the real CREMA-D example clips played as a camera and 
   browser  app.py with the bundled model in headless Chromium whose fake webcam and microphone play the clip; the
            page's capture times (canvas.toDataURL, which Gradio calls for each streamed frame) and the times each
            new answer appears (a MutationObserver) are recorded in the page; lag = answer shown - capture of the
-           frame it answers; CPU = the app process's CPU seconds per second of stream.
+           frame it answers; CPU = the app process's CPU seconds per second of stream. An upload analysed through
+           the /analyze API before and during the stream shows whether live starves uploads.
 The machine's load average is recorded beside the figures: on a shared machine they are upper bounds.
 """
 
@@ -126,6 +127,10 @@ def browser(seconds: float, threads: int) -> dict:
             context.add_init_script(INIT)
             page = context.new_page()
             page.goto(server.url)
+            from gradio_client import Client
+
+            client = Client(server.url, verbose=False, httpx_kwargs={"timeout": 300})
+            alone = analyse_upload(client)
             page.click("#live button")
             page.click("#live-start")
             page.wait_for_function("() => window.__seen.length > 2", timeout=120_000)
@@ -134,6 +139,7 @@ def browser(seconds: float, threads: int) -> dict:
             time.sleep(seconds)
             cpu, wall = sum(proc.cpu_times()[:2]) - cpu0, time.time() - t0
             seen, caps = page.evaluate("window.__seen"), page.evaluate("window.__caps")
+            during = analyse_upload(client)
             b.close()
     finally:
         server.stop()
@@ -143,7 +149,17 @@ def browser(seconds: float, threads: int) -> dict:
             "lag_p90_s": round(float(np.percentile(lags, 90)), 4),
             "server_s_median": round(statistics.median(s["answered"] - s["received"] for s in seen), 4),
             "frames_captured_per_s": round(len([c for c in caps if c >= t0]) / wall, 2),
-            "cpu_cores": round(cpu / wall, 3)}
+            "cpu_cores": round(cpu / wall, 3), "upload_analysis_alone_s": alone,
+            "upload_analysis_during_stream_s": during}
+
+
+def analyse_upload(client) -> float:
+    """Seconds for the /analyze API to answer for the first example clip (an upload, through the queue)."""
+    from gradio_client import handle_file
+
+    t = time.perf_counter()
+    client.predict(handle_file(str(source_clips()[0])), "", api_name="/analyze")
+    return round(time.perf_counter() - t, 3)
 
 
 def main() -> None:
@@ -167,7 +183,10 @@ def main() -> None:
     table = ("| one live stream | updates/s | lag, capture to answer (median) | CPU |\n| --- | --- | --- | --- |\n"
              + "\n".join(rows) + f"\n\nMost updates/s one stream can give (unpaced): "
              f"{data['library']['max_updates_per_s']}; load average while measured: {load:.1f} on "
-             f"{os.cpu_count()} cores.")
+             f"{os.cpu_count()} cores."
+             + (f" An upload's analysis took {data['browser']['upload_analysis_alone_s']:.1f} s alone and "
+                f"{data['browser']['upload_analysis_during_stream_s']:.1f} s during a live stream."
+                if "browser" in data else ""))
     print(table)
     if not args.no_readme:
         update_readme("live", table)
