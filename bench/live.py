@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -110,8 +109,9 @@ def camera_and_microphone(folder: Path) -> tuple[Path, Path]:
 
 def browser(seconds: float, threads: int) -> dict:
     import psutil
-    from _server import AppServer
     from playwright.sync_api import sync_playwright
+
+    from bench.appserver import AppServer
 
     folder = Path(tempfile.mkdtemp(prefix="bench-live-"))
     camera, microphone = camera_and_microphone(folder)
@@ -169,7 +169,6 @@ def main() -> None:
     p.add_argument("--no-browser", action="store_true")
     p.add_argument("--no-readme", action="store_true")
     args = p.parse_args()
-    sys.path.insert(0, str(ROOT / "tests"))
     load = os.getloadavg()[0]
     data = {"machine": machine(), "load_average_1min": round(load, 2), "threads": args.threads,
             "library": library(args.seconds, args.threads)}

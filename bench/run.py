@@ -10,6 +10,7 @@ import sys
 
 from bench.common import ROOT
 
-for module in ("bench.latency", "bench.asr", "bench.app_start", "bench.throughput", "bench.accuracy"):
+for module in ("bench.latency", "bench.asr", "bench.app_start", "bench.runtime", "bench.live", "bench.throughput",
+               "bench.accuracy"):
     print(f"== {module}", flush=True)
     subprocess.run([sys.executable, "-m", module], cwd=ROOT, check=True)

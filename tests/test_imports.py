@@ -114,7 +114,8 @@ def test_training_never_imported_by_library_app_or_bench_tests():
     for path in (ROOT / "training").rglob("*.py"):
         assert not any(m.split(".")[0] in ("app", "ui", "tests") for m in imports(path)), path
     for path in (ROOT / "bench").rglob("*.py"):
-        assert not any(m.split(".")[0] in ("app", "tests") for m in imports(path)), path
+        assert not any(m.split(".")[0] in ("app", "tests", "conftest", "_server", "media") for m in imports(path)), path
+        assert "sys.path" not in path.read_text(), f"{path} reaches into another folder through sys.path"
 
 
 def test_app_uses_only_the_public_api():
