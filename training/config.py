@@ -43,6 +43,16 @@ class AudioBudget:
     lr: float = 1e-3
     speeds: list[float] = field(default_factory=lambda: [0.9, 1.0, 1.1])  # speed perturbation of training clips
     refit: bool = True  # after choosing the epoch count, train again on the training + EmoDB validation speakers
+    corpora: list[str] = field(default_factory=lambda: ["emodb", "cremad"])  # the speech corpora it learns from
+    augment: int = 0  # recording-like copies of each training clip (training.augment: noise, reverb, codec, ...)
+
+
+@dataclass
+class CalibrateBudget:
+    """Temperature scaling per head and the not-sure threshold on validation data (training.stages.calibrate)."""
+
+    pairings: int = 4000  # label-matched validation pairings for the fused head
+    min_accuracy: float = 0.5  # "not sure" below the fused confidence where the answer is right less often
 
 
 @dataclass
@@ -124,6 +134,7 @@ class TrainConfig:
     text: TextBudget = field(default_factory=TextBudget)
     fusion: FusionBudget = field(default_factory=FusionBudget)
     joint: JointBudget = field(default_factory=JointBudget)
+    calibrate: CalibrateBudget = field(default_factory=CalibrateBudget)
     feedback: FeedbackBudget = field(default_factory=FeedbackBudget)
     loss: LossWeights = field(default_factory=LossWeights)
     optim: Optimisation = field(default_factory=Optimisation)
@@ -152,7 +163,8 @@ def merge(base: dict, update: dict) -> dict:
 
 
 TABLES = {"video": VideoBudget, "audio": AudioBudget, "text": TextBudget, "fusion": FusionBudget,
-          "joint": JointBudget, "feedback": FeedbackBudget, "loss": LossWeights, "optim": Optimisation}
+          "joint": JointBudget, "calibrate": CalibrateBudget, "feedback": FeedbackBudget, "loss": LossWeights,
+          "optim": Optimisation}
 
 
 def _checked(kind, values: dict, where: str) -> dict:

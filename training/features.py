@@ -7,7 +7,9 @@ learns from is what it sees at run time.
 
 from __future__ import annotations
 
-from dataclasses import replace
+import hashlib
+import json
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -59,26 +61,30 @@ def face_arrays(records: list[dict], config: ModelConfig, name: str, cache: Path
 
 
 def audio_arrays(records: list[dict], config: ModelConfig, name: str, cache: Path | None = None,
-                 speeds: tuple[float, ...] = (1.0,)) -> dict:
+                 speeds: tuple[float, ...] = (1.0,), augment: int = 0, seed: int = 0) -> dict:
     """{"feats": (sum T, F) float32, "offsets": (N + 1,), "y": (N,), "speaker": (N,)}: the audio features
     stresslab.inputs.tower_inputs gives each clip, as one window (and speed-perturbed copies for each factor != 1:
-    a standard augmentation for small speech corpora). Clips it finds silent or too short are left out."""
+    a standard augmentation for small speech corpora; and `augment` recording-like copies of each clip drawn by
+    training.augment with a seeded generator). Clips it finds silent or too short are left out."""
 
     def build():
         import librosa
 
         from stresslab.clip import load_clip
         from stresslab.inputs import tower_inputs
+        from training.augment import augment as recorded
 
         sr = config.audio.sample_rate
+        rng = np.random.default_rng(seed)
         feats, offsets, ys, speakers = [], [0], [], []
         for r in records:
             clip = load_clip(r["audio"])
             sound = replace(clip, frames=None, frame_times=None)
-            for speed in speeds:
+            for speed in [*speeds, *["augment"] * augment]:
                 heard = sound
                 if speed != 1.0:
-                    wave = librosa.resample(clip.audio, orig_sr=sr * speed, target_sr=sr)
+                    wave = recorded(clip.audio, rng, sr=sr) if speed == "augment" else \
+                        librosa.resample(clip.audio, orig_sr=sr * speed, target_sr=sr)
                     heard = replace(sound, audio=wave, duration=len(wave) / sr)
                 inputs = tower_inputs(heard, config)
                 if not inputs.audio_rows:
@@ -91,8 +97,9 @@ def audio_arrays(records: list[dict], config: ModelConfig, name: str, cache: Pat
         return {"feats": np.concatenate(feats), "offsets": np.array(offsets), "y": np.array(ys, dtype=np.int64),
                 "speaker": np.array(speakers)}
 
-    tag = "-".join(f"{s:g}" for s in speeds)
-    return _cached(f"audio-{name}-{tag}", cache, build)
+    tag = "-".join(f"{s:g}" for s in speeds) + (f"-aug{augment}s{seed}" if augment else "")
+    features = hashlib.sha1(json.dumps(asdict(config.audio), sort_keys=True).encode()).hexdigest()[:8]
+    return _cached(f"audio-{name}-{tag}-{features}", cache, build)
 
 
 def split_features(data: dict) -> list[np.ndarray]:

@@ -25,7 +25,6 @@ from training.loop import device_of
 if TYPE_CHECKING:
     from stresslab.inputs import TowerInputs
 
-SPEECH = ("emodb", "cremad")  # the corpora the audio tower learns from, each split by DEFAULT_SPLITS
 
 
 def cache_dir(cfg: TrainConfig) -> Path:
@@ -36,7 +35,7 @@ def cache_dir(cfg: TrainConfig) -> Path:
 def audio_sets(model: StressModel, cfg: TrainConfig) -> dict[str, list[tuple[str, dict]]]:
     """The speech corpora split by speaker: {part: [(corpus, audio_arrays)]}; training parts speed-perturbed."""
     parts: dict[str, list] = {}
-    for corpus in SPEECH:
+    for corpus in cfg.audio.corpora:
         folder = Path(cfg.data) / corpus
         if not folder.exists():
             continue
@@ -44,8 +43,9 @@ def audio_sets(model: StressModel, cfg: TrainConfig) -> dict[str, list[tuple[str
             recs = [r for r in recs if r.get("audio")]
             if recs:
                 speeds = tuple(cfg.audio.speeds) if part == "train" else (1.0,)
-                parts.setdefault(part, []).append(
-                    (corpus, audio_arrays(recs, model.config, f"{corpus}-{part}", cache_dir(cfg), speeds)))
+                augment = cfg.audio.augment if part == "train" else 0
+                parts.setdefault(part, []).append((corpus, audio_arrays(
+                    recs, model.config, f"{corpus}-{part}", cache_dir(cfg), speeds, augment, cfg.seed)))
     return parts
 
 
@@ -173,7 +173,8 @@ def real_clips(model: StressModel, cfg: TrainConfig, part: str) -> tuple[dict, t
 
 def feedback_inputs(model: StressModel, folder: str) -> list[dict]:
     """Each correction as tower inputs through stresslab.inputs.tower_inputs (the whole clip as one window) and
-    its words; y the emotion id (-1: none given), stress the rating mapped to [0, 1] (-1: not rated)."""
+    its words; y the emotion id (-1: none given), stress the rating mapped to [0, 1] (-1: not rated), soft the
+    annotators' distribution over the six emotions when the record has one (extra.soft_label), else None."""
     from stresslab.clip import load_clip
     from stresslab.inputs import tower_inputs
     from stresslab.towers.video import FaceDetector
@@ -185,5 +186,5 @@ def feedback_inputs(model: StressModel, folder: str) -> list[dict]:
         y = D.labels_of([r])[0] if r.get("emotion") else -1
         stress = (float(r["stress"]) - 1) / 4 if r.get("stress") is not None else -1.0
         items.append({"inputs": tower_inputs(clip, model.config, detector=detector), "text": clip.text, "y": y,
-                      "stress": stress})
+                      "stress": stress, "soft": (r.get("extra") or {}).get("soft_label") or None})
     return items

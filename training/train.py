@@ -31,7 +31,7 @@ from accelerate import Accelerator
 from stresslab.model import StressModel
 from training.config import TrainConfig, load_config, model_config
 from training.loop import Fitted, Log, RunLog, Stage, fit
-from training.stages import audio, feedback, fusion, text, video
+from training.stages import audio, calibrate, feedback, fusion, text, video
 
 Fit = Callable[[Stage], Fitted]
 
@@ -44,6 +44,8 @@ RECIPE: dict[str, Callable[[StressModel, TrainConfig, Fit, Log], object]] = {
     "fusion": lambda model, cfg, fit, log: fit(fusion.stage(model, cfg)),
     # 3. joint: end to end
     "joint": lambda model, cfg, fit, log: fit(fusion.joint_stage(model, cfg)),
+    # 4. calibration: temperatures per head and the not-sure threshold, on validation data (no weight changes)
+    "calibrate": calibrate.run,
     # + corrections
     "feedback": lambda model, cfg, fit, log: fit(feedback.stage(model, cfg)),
 }
