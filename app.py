@@ -230,6 +230,8 @@ class App:
                 stress_rating=int(rating) if rating else None, note=note or "", keep_media=bool(keep),
                 share=bool(share), media_path=session["media"] if keep else None, app_version=stresslab.__version__)
             previous = session.get("record")
+            if previous and self.store.get(previous) is None:  # erased since: this save makes a new record
+                previous = None
             if previous:
                 record = self.store.replace(previous, record, media_path=session["media"] if keep else None)
             else:

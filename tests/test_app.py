@@ -105,6 +105,9 @@ def test_double_save_updates_one_record_and_erase_tells_the_truth(page):
     erased = page.erase(f"  `{rid.upper()}` ", second[c.receipts])  # any letter case, pasted with backticks
     assert "no clip had been kept" in erased[c.erase_status] and erased[c.receipts] == []
     assert "No correction" in page.erase(rid, [])[c.erase_status]
+    anew = page.save(second[c.session], "fear", None, "", False, False, [])  # saved again after erasing: new
+    assert anew[c.receipt]["value"] != rid and page.store.get(anew[c.receipt]["value"]).emotion == "fear"
+    page.erase(anew[c.receipt]["value"], [])
     typed = page.erase("<img src=https://example.com/x.png>", [])[c.erase_status]
     assert "<img" not in typed and "not a receipt" in typed
     again = analyse(page, sid, video=str(CLIP))  # a new analysis: a new record, the receipt list survives

@@ -51,7 +51,7 @@ CSS = """
   border: none; border-bottom: 1px solid #ddd; text-align: left; }
 #results.stale .plot-container, #results.stale #headline, #results.stale #explanation { opacity: 0.35; }
 #stale-note { color: #8a4b00; font-weight: 600; }
-#faces-gallery .grid-wrap { max-height: none !important; overflow: visible !important; }
+#faces-gallery .grid-wrap { max-height: none !important; height: auto !important; overflow: visible !important; }
 #faces-gallery .grid-container { grid-template-columns: repeat(auto-fill, minmax(110px, 1fr)) !important; }
 #faces-gallery .thumbnail-item { height: auto !important; }
 #faces-gallery .caption-label { position: static !important; white-space: normal !important; max-width: none !important;

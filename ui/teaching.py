@@ -100,7 +100,8 @@ def measured(model_dir: Path | None) -> tuple[str, go.Figure | None]:
                    "</tr>" for name, d in sets)
     table = ("<table><thead><tr><th>test set</th><th>part</th><th>clips</th><th>accuracy</th><th>UAR</th></tr></thead>"
              f"<tbody>{rows}</tbody></table><p>UAR: the mean of the six per-emotion accuracies. Small sets (a few "
-             "clips) are noisy.</p>")
+             "clips) are noisy, and a set the model was trained on scores high and says little: the model card says "
+             "which sets were held out.</p>")
     name, d = max(sets, key=lambda s: (s[1].get("modality") == "fused", s[1]["n"]))
     labels = list(d.get("recall") or ["anger", "disgust", "fear", "happy", "neutral", "sad"])
     fig = go.Figure(go.Heatmap(z=d["confusion"], x=labels, y=labels, colorscale="Blues", showscale=False,
