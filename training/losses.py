@@ -1,6 +1,7 @@
 """The training losses: a tower's own classification loss, and the fusion loss of the later stages.
 
-fusion_loss = cross-entropy of the fused head (rows with a label)
+fusion_loss = cross-entropy of the fused head (rows with a label; against the annotators' soft label distribution
+              where a row has one: an exported collection's several labels per clip)
             + unimodal weight x cross-entropy of each present modality's own head
             + consistency weight x KL(fused || each present modality's distribution)
             - entropy weight x the attention weights' entropy (so fusion does not collapse onto one modality early)
@@ -34,17 +35,25 @@ def head_loss(logits: torch.Tensor, y: np.ndarray, weights: torch.Tensor, w: Los
 
 
 def fusion_loss(model: StressModel, emb: dict[str, torch.Tensor], mask: torch.Tensor, y: torch.Tensor,
-                w: LossWeights, stress: torch.Tensor | None = None) -> torch.Tensor:
+                w: LossWeights, stress: torch.Tensor | None = None, soft: torch.Tensor | None = None) -> torch.Tensor:
     """emb: {modality: (B, D)}, mask: (B, 3) bool, y: (B,) emotion ids (-1: no label), stress: (B,) in [0, 1]
-    (-1: not rated) -> the scalar loss of the module docstring."""
+    (-1: not rated), soft: (B, 6) label distributions (a row of zeros: none; such a row's target replaces y in
+    the fused head's cross-entropy) -> the scalar loss of the module docstring."""
     dev = device_of(model)
     emb, mask, y = {m: e.to(dev) for m, e in emb.items()}, mask.to(dev), y.to(dev)
     stress = stress.to(dev) if stress is not None else None
     pred = model.predict(emb, mask)
+    soft = soft.to(dev) if soft is not None else torch.zeros(len(y), pred.fused_logits.shape[1], device=dev)
+    has_soft = soft.sum(1) > 0
     labelled = y >= 0
+    hard = labelled & ~has_soft
     loss = pred.fused_logits.new_zeros(())
-    if labelled.any():
-        loss = F.cross_entropy(pred.fused_logits[labelled], y[labelled], label_smoothing=w.label_smoothing)
+    if hard.any():
+        loss = F.cross_entropy(pred.fused_logits[hard], y[hard], label_smoothing=w.label_smoothing) * (
+            hard.sum() / (hard | has_soft).sum())
+    if has_soft.any():  # probability targets: the annotators' distribution
+        loss = loss + F.cross_entropy(pred.fused_logits[has_soft], soft[has_soft]) * (
+            has_soft.sum() / (hard | has_soft).sum())
     log_fused = F.log_softmax(pred.fused_logits, -1)
     for j, m in enumerate(MODALITIES):
         rows = mask[:, j]

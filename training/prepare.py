@@ -1,7 +1,7 @@
 """A corpus in its own layout -> a clip folder (training.clip_folder describes the format).
 
     python -m training.prepare CORPUS SRC OUT [--link]
-        CORPUS: cremad | emodb | ravdess | goemotions | fer2013 | feedback
+        CORPUS: cremad | emodb | ravdess | goemotions | fer2013 | feedback | collection (`stresslab collections export`)
 
 One reader per corpus (training.readers) yields records whose media keys hold *source* paths; the one writer
 (training.clip_folder.write_clip_folder) places the media and writes the metadata last, atomically. Labels are

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from training.clip_folder import Corpus
+from training.readers.collection import COLLECTION
 from training.readers.cremad import CREMAD
 from training.readers.emodb import EMODB
 from training.readers.feedback import FEEDBACK
@@ -11,4 +12,4 @@ from training.readers.goemotions import GOEMOTIONS
 from training.readers.ravdess import RAVDESS
 
 CORPORA: dict[str, Corpus] = {"cremad": CREMAD, "emodb": EMODB, "ravdess": RAVDESS, "goemotions": GOEMOTIONS,
-                              "fer2013": FER2013, "feedback": FEEDBACK}
+                              "fer2013": FER2013, "feedback": FEEDBACK, "collection": COLLECTION}

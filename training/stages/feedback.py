@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from stresslab.labels import MODALITIES
+from stresslab.labels import EMOTIONS, MODALITIES
 from stresslab.model import StressModel
 from training.clip_folder import read_clip_folder
 from training.config import TrainConfig
@@ -64,7 +64,11 @@ def stage(model: StressModel, cfg: TrainConfig) -> Stage:
         emb = {m: torch.cat([emb[m], replay[m]]) for m in MODALITIES}
         y = torch.cat([torch.tensor([it["y"] for it in new]), torch.from_numpy(ry)])
         stress = torch.cat([torch.tensor([it["stress"] for it in new]), torch.full((len(ry),), -1.0)])
-        return fusion_loss(model, emb, torch.cat([mask, rmask]), y, cfg.loss, stress)
+        soft = torch.zeros(len(y), len(EMOTIONS))  # annotators' label distributions (rows of zeros: none)
+        for k, it in enumerate(new):
+            if it.get("soft"):
+                soft[k] = torch.tensor(it["soft"])
+        return fusion_loss(model, emb, torch.cat([mask, rmask]), y, cfg.loss, stress, soft=soft)
 
     return Stage("feedback", list(model.parameters()), batches(), loss, steps=fb.steps, lr=fb.lr,
                  eval_every=max(1, cfg.optim.eval_every // 2), frozen_batchnorm=True)
