@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import sys
+from importlib.metadata import entry_points
 
 from . import __version__
 from .analysis import AnalysisSettings, analyze
@@ -113,6 +114,16 @@ def build_parser() -> argparse.ArgumentParser:
     cli_corrections.register(sub)
     cli_collections.register(sub)
     cli_runtime.register(sub)
+    for ep in entry_points(group="stresslab.commands"):  # plugins: `stresslab finetune` from training/
+        try:
+            ep.load()(sub)
+        except ImportError:  # its extra is not installed: the other commands still work
+            continue
+    if "finetune" not in sub.choices:
+        f = sub.add_parser("finetune", help="fine-tune on corrections: needs the training code, e.g. "
+                                            "pip install -e '.[torch,train]' in a StressLab checkout")
+        f.set_defaults(func=lambda args: _error("stresslab finetune needs the training code: in a StressLab "
+                                               "checkout, pip install -e '.[torch,train]'") or 2)
     return p
 
 
