@@ -76,3 +76,17 @@ def test_a_bomb_image_is_one_error_line_and_the_batch_goes_on(tiny_model_dir, tm
     assert len(errors) == 2 and all(line.startswith("error: ") for line in errors), p.stderr
     assert "20000x20000 is over the" in errors[0] and "two\\nlines.png" in errors[1]
     assert "Warning" not in p.stderr and "Traceback" not in p.stderr
+
+
+def test_not_sure_in_the_table_and_the_json(tmp_path):
+    """A model whose validated threshold is above what it is confident of says "not sure" with its top two."""
+    from conftest import build_tiny_model
+
+    model = build_tiny_model(tmp_path / "unsure", not_sure_below=0.99)  # an untrained model is never that sure
+    p = run("analyze", "--text", "I hate waiting", "--json", "--model", str(model))
+    d = json.loads(p.stdout)
+    assert p.returncode == 0 and d["uncertain"] is True and d["confidence"] < 0.99
+    (first, p1), (second, p2) = d["top2"]
+    assert first == d["emotion"] and second != first and p1 >= p2
+    p = run("analyze", "--text", "I hate waiting", "--model", str(model))
+    assert p.returncode == 0 and f"not sure: {first} ({p1:.0%}) or {second} ({p2:.0%})" in p.stdout
