@@ -33,6 +33,7 @@ import gradio as gr
 
 import stresslab
 from ui import live, page, plots, retention, teaching
+from ui.collections import tab as collections_tab
 from ui.inputs import LoadedInputs
 from ui.layout import layout
 
@@ -86,18 +87,22 @@ class App:
                 return {c.loaded: gr.skip()}
             version = self.loaded.set(sid, None, None)
             return {c.loaded: version, **self._stale("the input was cleared")}
-        example = self.bundled.get(Path(value).stem)  # the player shows Gradio's mp4 copy of a bundled example
-        media = str(example) if example else value
-        if media == loaded.media and which == loaded.source:  # the page now shows what was loaded: no change
+        if Path(value).stem in self.bundled:  # the player shows a clicked example (its mp4 copy): set on click
             return {c.loaded: loaded.version}
+        if value == loaded.media and which == loaded.source:  # the page now shows what was loaded: no change
+            return {c.loaded: loaded.version}
+        media = value
         version = self.loaded.set(sid, media, which)
         others = [comp for name, comp in c.media.items() if name != which]
         return {**{comp: None for comp in others}, c.loaded: version, **self._stale("a new input is loaded")}
 
-    def pick_example(self, path: Path, request: gr.Request) -> dict:
-        """A bundled example clicked: load it into its input (the original file is what gets analysed)."""
+    def pick_example(self, path: Path, clicked: float | None, request: gr.Request) -> dict:
+        """A bundled example clicked (at `clicked`, the page's clock): load it into its input (the original file is
+        what gets analysed); a click older than one already loaded is ignored."""
         which = "video" if path.suffix == ".flv" else "audio"
-        version = self.loaded.set(request.session_hash, str(path), which)
+        version = self.loaded.set(request.session_hash, str(path), which, clicked=float(clicked or 0.0))
+        if version is None:
+            return {self.c.loaded: gr.skip()}
         return {self.c.media[which]: str(path), self.c.loaded: version, self.c.tabs: gr.Tabs(selected=which),
                 **self._stale("a new input is loaded")}
 
@@ -314,8 +319,8 @@ class App:
         return changed
 
     def _on_pick(self, paths: list[Path]):
-        def picked(index: int, request: gr.Request) -> dict:
-            return self.pick_example(paths[index], request)
+        def picked(index: int, clicked: float | None, request: gr.Request) -> dict:
+            return self.pick_example(paths[index], clicked, request)
         return picked
 
     def build(self) -> gr.Blocks:
@@ -328,8 +333,10 @@ class App:
                 comp.change(self._on_media(which), comp, [*c.media.values(), c.loaded, c.stale, c.results],
                             queue=False, **private)
             for picker, paths in c.pickers:  # every click sent, loaded one at a time in order: the last one wins
-                picker.click(self._on_pick(paths), picker, [*c.media.values(), c.loaded, c.tabs, c.stale, c.results],
-                             trigger_mode="multiple", concurrency_id="load", concurrency_limit=1, **private)
+                picker.click(self._on_pick(paths), [picker, c.clicked],
+                             [*c.media.values(), c.loaded, c.tabs, c.stale, c.results], trigger_mode="multiple",
+                             js="(i, t) => [i, performance.timeOrigin + performance.now()]",  # when it was clicked
+                             concurrency_id="load", concurrency_limit=1, **private)
             c.text.change(lambda: self._stale("the words changed"), None, [c.stale, c.results], queue=False, **private)
             results = [c.headline, c.fused, c.gauge, c.explanation, c.table, c.per_modality, c.weights, c.ablation,
                        c.timeline, c.diagram, c.words, c.raw, c.gallery, c.session, c.status, c.stale, c.results,
@@ -352,6 +359,7 @@ class App:
             c.teaching.expand(self.teaching_html, None, c.mistakes, **private)
             demo.unload(self.end_session)
             live.LiveTab(self).build(demo, c)  # the Live section (ui/live.py): webcam + microphone streams
+            collections_tab(self.store.root, accordion=True)  # "Label a collection" (ui/collections.py, issue #16)
             # API-only endpoints: gradio_client.Client(url).predict(..., api_name="/analyze")
             c.api_button.click(self.analyze_api, [c.api_media, c.api_text], c.api_out, api_name="analyze",
                                concurrency_id="analysis")

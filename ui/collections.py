@@ -137,12 +137,15 @@ def _stats_md(store: Path, name: str) -> str:
     return (f"```\n{ws.stats_text(s)}\n```\n\n| annotator | labels |\n| --- | --- |\n{per}\n\n{confusion}")
 
 
-def tab(store_dir: str | Path) -> None:
-    """Add the "Label a collection" tab (inside a gr.Blocks context) for the collections of the store at
-    store_dir."""
+def tab(store_dir: str | Path, accordion: bool = False) -> None:
+    """Add the "Label a collection" tab (inside a gr.Blocks context; accordion=True: a closed accordion instead,
+    for a page without tabs) for the collections of the store at store_dir."""
     store = Path(store_dir)
     names = stresslab.Workspace.names(store)
-    with gr.Tab("Label a collection", id="collections", elem_id="tab-collections"):
+    title = "Label a collection"
+    holder = (gr.Accordion(title, open=False, elem_id="tab-collections") if accordion
+              else gr.Tab(title, id="collections", elem_id="tab-collections"))
+    with holder:
         gr.HTML(SHORTCUTS, js_on_load=KEYS_JS, elem_id="coll-keys")
         with gr.Row():
             name = gr.Dropdown(names, value=names[0] if names else None, label="Collection", elem_id="coll-name")
