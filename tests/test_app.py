@@ -11,6 +11,7 @@ import re
 import shutil
 from pathlib import Path
 
+import gradio as gr
 import pytest
 from _server import ROOT, AppServer
 from gradio_client import Client, handle_file
@@ -140,8 +141,9 @@ def test_typed_words_are_text_not_html(page):
 def test_an_example_clicked_before_the_page_caught_up_is_never_analysed_as_the_old_one(page):
     c, sid = page.c, "s5"
     sad, anger = EXAMPLES / "1001_DFA_SAD_XX.flv", EXAMPLES / "1001_DFA_ANG_XX.flv"
-    shown = page.pick_example(sad, Request(sid))
-    now = page.pick_example(anger, Request(sid))  # the page has not received this one yet: it still sends sad
+    shown = page.pick_example(sad, 1000.0, Request(sid))
+    now = page.pick_example(anger, 1001.0, Request(sid))  # the page has not received this one yet: it sends sad
+    assert page.pick_example(sad, 1000.5, Request(sid)) == {c.loaded: gr.skip()}  # an older click arriving late
     out = page.analyse(shown[c.media["video"]], None, None, "", shown[c.loaded], None, Request(sid))
     assert "still loading" in out[c.status] and c.headline not in out  # refused: the player is about to change
     copy = str(page.uploads / "1001_DFA_ANG_XX.mp4")  # the player's mp4 copy of the example, once it shows

@@ -18,6 +18,7 @@ class Loaded:
     version: int = 0
     media: str | None = None
     source: str | None = None  # "video", "audio" or "image"
+    clicked: float = 0.0  # when the page's last loaded example click was made (the page's clock, ms)
 
 
 class LoadedInputs:
@@ -31,12 +32,17 @@ class LoadedInputs:
         with self._lock:
             return self._by_session.get(session, Loaded())
 
-    def set(self, session: str, media: str | None, source: str | None) -> int:
-        """A new input for the session; returns its version."""
+    def set(self, session: str, media: str | None, source: str | None, clicked: float | None = None) -> int | None:
+        """A new input for the session; returns its version. `clicked`: when the page's click that loads it was
+        made; a click older than one already loaded changes nothing (None): the last click wins, whatever order
+        the requests arrive in."""
         with self._lock:
-            version = self._by_session.get(session, Loaded()).version + 1
-            self._by_session[session] = Loaded(version, media, source)
-            return version
+            old = self._by_session.get(session, Loaded())
+            if clicked is not None and clicked <= old.clicked:
+                return None
+            self._by_session[session] = Loaded(old.version + 1, media, source, old.clicked if clicked is None
+                                               else clicked)
+            return old.version + 1
 
     def drop(self, session: str) -> None:
         with self._lock:
