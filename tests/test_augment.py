@@ -42,3 +42,22 @@ def test_augment_chain_is_seeded_and_bounded():
     np.testing.assert_array_equal(a, b)
     assert a.dtype == np.float32 and np.abs(a).max() <= 1.0 and 0.85 * wave.size < a.size < 1.15 * wave.size
     assert not np.array_equal(a, augment(wave, np.random.default_rng(4), cfg))
+
+
+def test_training_features_with_augmented_copies(tmp_path):
+    from stresslab.config import ModelConfig
+    from training.features import audio_arrays, split_features
+
+    recs = [{"audio": str(CREMAD / f"1002_DFA_{e}_XX.mp3"), "emotion": n, "speaker": "1002"}
+            for e, n in (("ANG", "anger"), ("SAD", "sad"))]
+    cfg = ModelConfig()
+    cfg.audio.speech_detector = "relative"  # copies made up to 20 dB quieter are still speech
+    data = audio_arrays(recs, cfg, "t", tmp_path, speeds=(1.0,), augment=2, seed=0)
+    feats = split_features(data)
+    assert len(feats) == 6 and data["y"].tolist() == [0, 0, 0, 5, 5, 5]
+    assert not np.allclose(feats[0][:50], feats[1][:50])  # the copies differ from the clean clip
+    again = audio_arrays(recs, cfg, "t", tmp_path, speeds=(1.0,), augment=2, seed=0)  # from the cache
+    np.testing.assert_array_equal(again["feats"], data["feats"])
+    cfg.audio.utterance_norm = True  # another feature pipeline: not served from the first one's cache
+    other = audio_arrays(recs, cfg, "t", tmp_path, speeds=(1.0,), augment=2, seed=0)
+    assert len(list(tmp_path.glob("audio-t-*.npz"))) == 2 and not np.allclose(other["feats"], data["feats"])
