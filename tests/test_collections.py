@@ -31,6 +31,24 @@ RAVDESS = SHARED / "ravdess-speech"
 pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data is absent (the real clips)")
 
 
+@pytest.fixture
+def hub(monkeypatch):
+    """The fake Hub on 127.0.0.1 (tests/fake_hub.py); the suite's offline switch is lifted for this loopback server
+    only, so the real huggingface_hub client code runs against it."""
+    import huggingface_hub.constants
+    from huggingface_hub import set_client_factory
+    from huggingface_hub.utils import _http
+
+    from stresslab.corrections import hub_sync
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    hub = FakeHub()
+    yield hub
+    hub.close()
+    hub_sync._request_timeout = None  # the sync's timeout must not leak into other tests
+    set_client_factory(_http.default_client_factory)
+
+
 def real_clips(folder: Path) -> Path:
     """8 real clips of three corpora and four formats: CREMA-D flv + mp3, EmoDB wav, RAVDESS flac."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -255,93 +273,62 @@ def test_hub_dataset_source_and_correction_store_source(tmp_path, capsys):
     assert [x.id for x in Collection.load(store, "mine").clips()] == [kept.id]
 
 
-def test_annotations_sync_to_a_private_hub_repo_and_erasure_follows(tmp_path):
+def test_annotations_sync_to_a_private_hub_repo_and_erasure_follows(tmp_path, hub):
     from stresslab import HubSync
-    from stresslab.corrections import hub_sync
 
-    hub = FakeHub()
-    try:
-        store = AnnotationStore(tmp_path)
-        a = store.add(annotation("c", "clip1", "ana", "happy", stress=2, face="happy", voice="sad"))
-        b = store.add(annotation("c", "clip1", "ben", "cant_tell"))
-        sync = HubSync(store.store, "lab/annotations", "hf_test_token", endpoint=hub.url, timeout=2.0)
-        assert sync.push_once()["sent"] == 2 and hub.private["lab/annotations"] is True
-        held = json.loads(hub.repos["lab/annotations"][f"records/{a.id}.jsonl"])
-        assert (held["annotator"], held["voice_emotion"], held["words_emotion"]) == ("ana", "sad", "")
-        assert store.erase(b.id)
-        sync.push_once()
-        assert f"records/{b.id}.jsonl" not in hub.repos["lab/annotations"]
-        assert [r.id for r in store.records()] == [a.id] and store.records()[0].voice_emotion == "sad"
-    finally:
-        hub.close()
-        from huggingface_hub import set_client_factory
-        from huggingface_hub.utils import _http
-
-        hub_sync._request_timeout = None
-        set_client_factory(_http.default_client_factory)
+    store = AnnotationStore(tmp_path)
+    a = store.add(annotation("c", "clip1", "ana", "happy", stress=2, face="happy", voice="sad"))
+    b = store.add(annotation("c", "clip1", "ben", "cant_tell"))
+    sync = HubSync(store.store, "lab/annotations", "hf_test_token", endpoint=hub.url, timeout=2.0)
+    assert sync.push_once()["sent"] == 2 and hub.private["lab/annotations"] is True
+    held = json.loads(hub.repos["lab/annotations"][f"records/{a.id}.jsonl"])
+    assert (held["annotator"], held["voice_emotion"], held["words_emotion"]) == ("ana", "sad", "")
+    assert store.erase(b.id)
+    sync.push_once()
+    assert f"records/{b.id}.jsonl" not in hub.repos["lab/annotations"]
+    assert [r.id for r in store.records()] == [a.id] and store.records()[0].voice_emotion == "sad"
 
 
-def test_push_exports_to_a_private_repo_and_refuses_a_public_one(tmp_path, capsys, monkeypatch):
-    from stresslab.corrections import hub_sync
-
-    hub = FakeHub()
-    try:
-        clips, store = real_clips(tmp_path / "clips"), str(tmp_path / "store")
-        run_cli(capsys, "create", "p", "--from", str(clips), "--consent", "consent form v2", "--store", store)
-        clip = sorted(p.stem for p in clips.iterdir())[0]
-        run_cli(capsys, "label", "p", "--annotator", "a", "--clip", clip, "--emotion", "fear", "--store", store)
-        monkeypatch.setenv("HF_ENDPOINT", hub.url)
-        monkeypatch.delenv("HF_TOKEN", raising=False)
-        assert run_cli(capsys, "push", "p", "--repo", "lab/p", "--store", store)[0] == 2  # no token: refused
-        monkeypatch.setenv("HF_TOKEN", "hf_test_token")
-        code, out, err = run_cli(capsys, "push", "p", "--repo", "lab/p", "--store", store)
-        assert code == 0, err
-        assert hub.private["lab/p"] is True and "consent form v2" in hub.repos["lab/p"]["README.md"].decode()
-        assert {"data/train-00000.parquet", "stats.json", f"media/{clip}{Path(next(clips.glob(clip + '.*'))).suffix}"
-                } <= set(hub.repos["lab/p"])
-        hub.repos["lab/open"], hub.private["lab/open"] = {}, False
-        code, _, err = run_cli(capsys, "push", "p", "--repo", "lab/open", "--store", store)
-        assert code == 2 and "public" in err and hub.repos["lab/open"] == {}
-    finally:
-        hub.close()
-        from huggingface_hub import set_client_factory
-        from huggingface_hub.utils import _http
-
-        hub_sync._request_timeout = None
-        set_client_factory(_http.default_client_factory)
+def test_push_exports_to_a_private_repo_and_refuses_a_public_one(tmp_path, capsys, monkeypatch, hub):
+    clips, store = real_clips(tmp_path / "clips"), str(tmp_path / "store")
+    run_cli(capsys, "create", "p", "--from", str(clips), "--consent", "consent form v2", "--store", store)
+    clip = sorted(p.stem for p in clips.iterdir())[0]
+    run_cli(capsys, "label", "p", "--annotator", "a", "--clip", clip, "--emotion", "fear", "--store", store)
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    assert run_cli(capsys, "push", "p", "--repo", "lab/p", "--store", store)[0] == 2  # no token: refused
+    monkeypatch.setenv("HF_TOKEN", "hf_test_token")
+    code, out, err = run_cli(capsys, "push", "p", "--repo", "lab/p", "--store", store)
+    assert code == 0, err
+    assert hub.private["lab/p"] is True and "consent form v2" in hub.repos["lab/p"]["README.md"].decode()
+    assert {"data/train-00000.parquet", "stats.json", f"media/{clip}{Path(next(clips.glob(clip + '.*'))).suffix}"
+            } <= set(hub.repos["lab/p"])
+    hub.repos["lab/open"], hub.private["lab/open"] = {}, False
+    code, _, err = run_cli(capsys, "push", "p", "--repo", "lab/open", "--store", store)
+    assert code == 2 and "public" in err and hub.repos["lab/open"] == {}
 
 
-def test_the_tab_syncs_annotations_to_a_private_repo(tmp_path, capsys, monkeypatch):
+def test_the_tab_syncs_annotations_to_a_private_repo(tmp_path, capsys, monkeypatch, hub):
     from stresslab import Workspace
-    from stresslab.corrections import hub_sync
     from ui.collections import _SYNCS, annotation_sync
 
-    hub = FakeHub()
-    try:
-        clips, store = real_clips(tmp_path / "clips"), str(tmp_path / "store")
-        run_cli(capsys, "create", "s", "--from", str(clips), "--consent", "ok", "--store", store)
-        ws = Workspace(store, "s")
-        assert annotation_sync(ws) is None  # no token, no repo: annotations stay local
-        monkeypatch.setenv("HF_TOKEN", "hf_test_token")
-        monkeypatch.setenv("STRESSLAB_COLLECTIONS_REPO", "lab/ann")
-        monkeypatch.setenv("HF_ENDPOINT", hub.url)
-        saved = ws.save(ws.next_clip("ana"), "ana", "sad", stress=2, voice="sad")
-        sync = annotation_sync(ws)
-        assert sync is annotation_sync(ws)  # one per collection
-        sync.nudge()
-        assert sync.flush(timeout=30)
-        assert hub.private == {"lab/ann-s": True}
-        assert hub.repos["lab/ann-s"][f"records/{saved.id}.jsonl"] == ws.annotations.store.record_path(
-            saved.id).read_bytes()
-        sync.stop()
-        _SYNCS.clear()
-    finally:
-        hub.close()
-        from huggingface_hub import set_client_factory
-        from huggingface_hub.utils import _http
-
-        hub_sync._request_timeout = None
-        set_client_factory(_http.default_client_factory)
+    clips, store = real_clips(tmp_path / "clips"), str(tmp_path / "store")
+    run_cli(capsys, "create", "s", "--from", str(clips), "--consent", "ok", "--store", store)
+    ws = Workspace(store, "s")
+    assert annotation_sync(ws) is None  # no token, no repo: annotations stay local
+    monkeypatch.setenv("HF_TOKEN", "hf_test_token")
+    monkeypatch.setenv("STRESSLAB_COLLECTIONS_REPO", "lab/ann")
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    saved = ws.save(ws.next_clip("ana"), "ana", "sad", stress=2, voice="sad")
+    sync = annotation_sync(ws)
+    assert sync is annotation_sync(ws)  # one per collection
+    sync.nudge()
+    assert sync.flush(timeout=30)
+    assert hub.private == {"lab/ann-s": True}
+    assert hub.repos["lab/ann-s"][f"records/{saved.id}.jsonl"] == ws.annotations.store.record_path(
+        saved.id).read_bytes()
+    sync.stop()
+    _SYNCS.clear()
 
 
 def test_label_stats_export_stay_free_of_torch(tmp_path):
