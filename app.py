@@ -97,10 +97,11 @@ class App:
         return {**{comp: None for comp in others}, c.loaded: version, **self._stale("a new input is loaded")}
 
     def pick_example(self, path: Path, clicked: float | None, request: gr.Request) -> dict:
-        """A bundled example clicked (at `clicked`, the page's clock): load it into its input (the original file is
-        what gets analysed); a click older than one already loaded is ignored."""
+        """A bundled example clicked: load it into its input (the original file is what gets analysed). Clicks are
+        loaded one at a time in the order they arrive; `clicked` (when the click was made, if known) makes a click
+        older than one already loaded change nothing."""
         which = "video" if path.suffix == ".flv" else "audio"
-        version = self.loaded.set(request.session_hash, str(path), which, clicked=float(clicked or 0.0))
+        version = self.loaded.set(request.session_hash, str(path), which, clicked=clicked)
         if version is None:
             return {self.c.loaded: gr.skip()}
         return {self.c.media[which]: str(path), self.c.loaded: version, self.c.tabs: gr.Tabs(selected=which),
@@ -122,7 +123,8 @@ class App:
         sid, c, previous = request.session_hash, self.c, (session or {}).get("result")
         loaded = self.loaded.get(sid)
         if loaded.version != client_version:  # an input is loading that the page does not show yet (no race)
-            return {c.status: page.status("A new input is still loading: press Analyse again once it shows."),
+            return {c.status: page.status(f"A new input is still loading ({time.strftime('%H:%M:%S')}): press "
+                                          "Analyse again once it shows."),
                     **self._stale("a new input is loading")}
         media = video or audio or image or None
         if media and Path(media).stem in self.bundled:  # Gradio's mp4 copy of a bundled example: the original
@@ -319,8 +321,8 @@ class App:
         return changed
 
     def _on_pick(self, paths: list[Path]):
-        def picked(index: int, clicked: float | None, request: gr.Request) -> dict:
-            return self.pick_example(paths[index], clicked, request)
+        def picked(index: int, request: gr.Request) -> dict:
+            return self.pick_example(paths[index], None, request)
         return picked
 
     def build(self) -> gr.Blocks:
@@ -333,10 +335,8 @@ class App:
                 comp.change(self._on_media(which), comp, [*c.media.values(), c.loaded, c.stale, c.results],
                             queue=False, **private)
             for picker, paths in c.pickers:  # every click sent, loaded one at a time in order: the last one wins
-                picker.click(self._on_pick(paths), [picker, c.clicked],
-                             [*c.media.values(), c.loaded, c.tabs, c.stale, c.results], trigger_mode="multiple",
-                             js="(i, t) => [i, performance.timeOrigin + performance.now()]",  # when it was clicked
-                             concurrency_id="load", concurrency_limit=1, **private)
+                picker.click(self._on_pick(paths), picker, [*c.media.values(), c.loaded, c.tabs, c.stale, c.results],
+                             trigger_mode="multiple", concurrency_id="load", concurrency_limit=1, **private)
             c.text.change(lambda: self._stale("the words changed"), None, [c.stale, c.results], queue=False, **private)
             results = [c.headline, c.fused, c.gauge, c.explanation, c.table, c.per_modality, c.weights, c.ablation,
                        c.timeline, c.diagram, c.words, c.raw, c.gallery, c.session, c.status, c.stale, c.results,

@@ -56,7 +56,6 @@ def layout(app) -> tuple[gr.Blocks, SimpleNamespace]:
         c.session = gr.State(None, time_to_live=3600, delete_callback=app.state_expired)
         c.receipts = gr.State([])
         c.loaded = gr.Number(0, visible=False, elem_id="loaded", precision=0)
-        c.clicked = gr.Number(0, visible=False, elem_id="clicked")  # when an example was clicked (the page's clock)
         gr.Markdown("# StressLab\nWhich emotion a clip shows, how stressed the person seems, and **why**.",
                     elem_id="title")
         gr.Markdown(page.NOTICE, elem_id="notice")
