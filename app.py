@@ -1,6 +1,5 @@
-"""StressLab's Gradio app (a Hugging Face Space): give a clip, see the answer and why, switch modalities off,
-correct it. Page wiring only: the analysis is stresslab.Analyzer's, the record is stresslab's, the words, figures and
-teaching views are ui/'s, how long uploads live is ui/retention.py's.
+"""StressLab's Gradio app (a Hugging Face Space). Page wiring only: the analysis is stresslab.Analyzer's, the record
+stresslab's, the words, figures, teaching views and upload lifetimes ui/'s.
 
 Settings are environment variables:
   STRESSLAB_MODEL         model folder or Hub id (default: the bundled models/default)
