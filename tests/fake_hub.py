@@ -21,7 +21,14 @@ from urllib.parse import unquote, urlsplit
 
 
 class FakeHub:
+    """A Hub on 127.0.0.1. The suite runs with HF_HUB_OFFLINE=1 (conftest); while a FakeHub is open, huggingface_hub
+    may talk to it (and only to it: HF_ENDPOINT points every request here)."""
+
     def __init__(self):
+        import huggingface_hub.constants
+
+        self._was_offline = huggingface_hub.constants.HF_HUB_OFFLINE
+        huggingface_hub.constants.HF_HUB_OFFLINE = False
         self.repos: dict[str, dict[str, bytes]] = {}
         self.private: dict[str, bool] = {}
         self.commits: list[tuple[str, list[str], list[str]]] = []  # (repo, added paths, deleted paths)
@@ -165,6 +172,9 @@ class FakeHub:
         return [p for r, added, _ in self.commits if r == repo for p in added]
 
     def close(self):
+        import huggingface_hub.constants
+
+        huggingface_hub.constants.HF_HUB_OFFLINE = self._was_offline
         self.mode = "closed"
         self.server.shutdown()
         self.server.server_close()

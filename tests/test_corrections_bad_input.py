@@ -85,7 +85,7 @@ def test_bad_record_files_are_quarantined_and_every_good_record_still_works(tmp_
     assert cli("export", "--store", root, tmp_path / "out").returncode == 0
     assert sorted(load_records(tmp_path / "out")["id"]) == sorted(r.id for r in good)
     assert len(store.to_dataset()) == 2 and store.records() == good
-    env = {"HF_TOKEN": TOKEN, "HF_ENDPOINT": hub.url}
+    env = {"HF_TOKEN": TOKEN, "HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0"}
     p = cli("push", "--store", root, "--repo", "lab/c", env=env)
     assert p.returncode == 0 and "pushed 2 record(s)" in p.stdout, p.stderr
     assert sorted(hub.repos["lab/c"]) == sorted(["README.md", f"media/{good[0].id}/clip.mp3"]

@@ -305,7 +305,7 @@ def test_cli_end_to_end(tmp_path, hub):
     assert [x["emotion"] for x in listed] == ["fear", None] and listed[1]["media"] is None
     assert cli("export", "--store", store, tmp_path / "out").returncode == 0
     assert len(load_records(tmp_path / "out")) == 2
-    env = {"HF_TOKEN": TOKEN, "HF_ENDPOINT": hub.url}
+    env = {"HF_TOKEN": TOKEN, "HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0"}
     p = cli("push", "--store", store, "--repo", "lab/c", env=env)
     assert p.returncode == 0 and "pushed 2 record(s)" in p.stdout, p.stderr
     hub.mode = "refuse"
