@@ -68,6 +68,7 @@ def to_dataset(store: FeedbackStore, decode: bool = False):
 def dataset_card() -> str:
     """README.md of an exported store or a Hub repo: tells `datasets` and the Hub viewer to read records/."""
     return """---
+license: cc-by-4.0
 configs:
 - config_name: default
   data_files: records/*.jsonl
@@ -80,4 +81,10 @@ One JSON line a record (`records/<id>.jsonl`): `emotion` (one of anger, disgust,
 (the analysis shown, a JSON string), `note`, consent flags, versions and time. `media` names the kept clip, at
 `media/<id>/<media>`, only when its author consented to keep it ("" otherwise).
 Erasing a record (with its receipt) deletes its files here too.
+
+Consent, retention and licence (the app's correction form says the same): a record holds the labels, the note, the
+words and the answer shown; the clip only when its author ticked "keep my clip". Records are kept until their
+author erases them with the receipt (no expiry). Records whose author ticked "share publicly" are published under
+CC BY 4.0 for research; the others stay in a private repository. Emotion recognition must not be used to judge,
+screen or monitor people (EU AI Act, art. 5(1)(f) prohibits it at work and in education).
 """
