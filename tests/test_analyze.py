@@ -242,3 +242,16 @@ def test_encode_once_fuse_many(tiny_model):
     assert enc.present.shape == (2, 3) and bool(enc.present[0].all())
     a, b = fuse(tiny_model, enc), fuse(tiny_model, enc)
     assert a.probabilities == b.probabilities
+
+
+def test_warm_up_runs_every_tower_whatever_the_speech_rule(tiny_model, monkeypatch):
+    """The app warms up on a synthetic clip; it must count as speech under both speech rules (it once did not,
+    and the app stopped at start)."""
+    for rule in ("level", "relative"):
+        monkeypatch.setattr(tiny_model.config.audio, "speech_detector", rule)
+        analyzer = stresslab.Analyzer(tiny_model)
+        calls = []
+        original = analyzer.backend.embed_audio
+        monkeypatch.setattr(analyzer.backend, "embed_audio",
+                            lambda *a, _c=calls, _f=original, **k: _c.append(1) or _f(*a, **k))
+        assert analyzer.warm_up() > 0 and calls, rule
