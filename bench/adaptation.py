@@ -65,7 +65,8 @@ def forgetting(model, sets: dict) -> dict[str, float]:
 
 def _row(run: dict, before: dict) -> str:
     lost = ", ".join(f"{k} {v - before[k]:+.3f}" for k, v in run["original"].items()) or "-"
-    return (f"| {run['n']} | {run['distill']:g} | {'yes' if run.get('replay') else 'no'} | {run['audio_uar']:.3f} | "
+    replay = "yes" if run.get("replay") else "no"
+    return (f"| {run['n']} | {run.get('lr', 1e-4):g} | {run['distill']:g} | {replay} | {run['audio_uar']:.3f} | "
             f"{run['fused_uar']:.3f} | {lost} | {run['seconds']:.0f} |")
 
 
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default=str(ROOT / "models" / "default"))
     p.add_argument("--counts", type=int, nargs="*", default=[0, 25, 50, 100, 250])
     p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--distill", type=float, nargs="*", default=[1.0, 0.0],
                    help="distillation weights compared at the largest count (the first is the curve's)")
     p.add_argument("--replay", help="also, at the largest count: this replay.safetensors (training.replay)")
@@ -84,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--table", action="store_true", help="only write the README table from bench/results")
     args = p.parse_args(argv)
     if args.table:
-        return table(json.loads((ROOT / "bench" / "results" / "adaptation.json").read_text()), args.steps)
+        return table(args.steps)
     import torch
 
     from stresslab.model import StressModel
@@ -111,27 +113,40 @@ def main(argv: list[str] | None = None) -> int:
         for distill, replay in variants:
             model, seconds = copy.deepcopy(initial), 0.0
             if n:
-                cfg = FT.FinetuneConfig(steps=args.steps, distill=distill)
+                cfg = FT.FinetuneConfig(steps=args.steps, distill=distill, lr=args.lr)
                 t = time.time()
                 model, _ = FT.finetune(model, pool[:n], cfg, replay)
                 seconds = time.time() - t
             s = FT.score(model, test)
-            run = {"n": n, "distill": distill, "replay": replay is not None, "seconds": round(seconds, 1),
-                   "audio_uar": s["audio"]["uar"], "fused_uar": s["fused"]["uar"], "original": forgetting(model, sets)}
+            run = {"n": n, "distill": distill, "lr": args.lr, "replay": replay is not None,
+                   "seconds": round(seconds, 1), "audio_uar": s["audio"]["uar"], "fused_uar": s["fused"]["uar"],
+                   "original": forgetting(model, sets)}
             results["runs"].append(run)
             print(run, flush=True)
     write_json(args.name, results)
-    return 0 if args.no_readme or args.name != "adaptation" else table(results, args.steps)
+    return 0 if args.no_readme else table(args.steps)
 
 
-def table(results: dict, steps: int) -> int:
-    """The README table: results' runs, then the replay runs of every bench/results/adaptation-*.json."""
+def table(steps: int) -> int:
+    """The README table from bench/results/adaptation.json and adaptation-*.json (runs split over processes use
+    more of a shared machine): one row per count, distillation and replay; the first file's figures before."""
+    files = sorted((ROOT / "bench" / "results").glob("adaptation*.json"))
+    if not files:
+        raise SystemExit("error: no bench/results/adaptation*.json yet: run the bench first")
+    docs = [json.loads(f.read_text()) for f in files]
+    results = docs[0]
     before, steps = results["original_before"], results.get("steps", steps)
-    runs = [r for path in sorted((ROOT / "bench" / "results").glob("adaptation-*.json"))
-            for r in json.loads(path.read_text())["runs"] if r.get("replay")]
-    text = ("| corrections | distillation | replay | audio UAR | fused UAR | change on the original sets (UAR) | "
-             "fine-tuning s |\n| --- | --- | --- | --- | --- | --- | --- |\n"
-             + "\n".join(_row(r, before) for r in results["runs"] + runs))
+    runs, seen = [], set()
+    for doc in docs:
+        for r in doc["runs"]:
+            key = (r["n"], r["distill"], r.get("replay", False), r.get("lr", 1e-4))
+            if key not in seen:
+                runs.append(r)
+                seen.add(key)
+    runs.sort(key=lambda r: (r["n"], -r["distill"], r.get("replay", False)))
+    text = ("| corrections | lr | distillation | replay | audio UAR | fused UAR | change on the original sets (UAR) | "
+             "fine-tuning s |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n"
+             + "\n".join(_row(r, before) for r in runs))
     note = (f"\n\nRAVDESS corrections from actors {', '.join(CORRECTORS)} (the first n of one shuffle); UAR on "
             f"{results['n_measured']} clips of actors {', '.join(MEASURED)}, never corrected; {steps} steps of 16. "
             "Original "

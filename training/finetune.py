@@ -2,7 +2,8 @@
 
 prepare   SOURCE (training.finetune_data: a store, a Hub dataset id, an exported collection or a clip folder) ->
           tower inputs through stresslab.inputs.tower_inputs; unusable corrections skipped and counted in one line
-fine-tune every trainable weight (BatchNorm statistics frozen) through training.loop.fit on
+fine-tune the towers (the text transformer only with --text-tower), heads and fusion, BatchNorm statistics frozen,
+          through training.loop.fit on
           fusion_loss(corrections)                                           (training.losses)
           + distill x KL(initial model || model) on the corrections' outputs  (learning without forgetting)
           + the replay set's cross-entropy when MODEL ships replay.safetensors (training.replay: tower embeddings
@@ -61,13 +62,14 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     for name in ("steps", "batch", "lr", "distill", "replay", "min_corrections", "seed", "threads"):
         value = getattr(defaults, name)
         p.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value, help=f"default {value}")
+    p.add_argument("--text-tower", action="store_true", help="fine-tune the text transformer's top layers too")
     p.set_defaults(func=cmd_finetune)
     return p
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
     cfg = FinetuneConfig(**{k: getattr(args, k) for k in ("steps", "batch", "lr", "distill", "replay",
-                                                           "min_corrections", "seed", "threads")})
+                                                           "min_corrections", "seed", "threads", "text_tower")})
     try:
         return run(args.source, Path(args.out), args.init, cfg, Path(args.eval_data), args.eval_sets)
     except (ValueError, FileNotFoundError) as e:

@@ -30,6 +30,8 @@ def card(record: dict, init_card: str = "") -> str:
     else:
         forgetting = "- replay: none (the initial checkpoint ships no replay.safetensors);"
     off = "" if cfg["distill"] else " (off)"
+    tuned = ("Every trainable weight" if cfg.get("text_tower") else
+             "Every weight but the text transformer's (kept as it was: its embeddings of the words computed once)")
     header = init_card.split("---", 2)[1].strip() if init_card.startswith("---") else "library_name: stresslab"
     header = re.sub(r"(?m)^tags: \[", "tags: [fine-tuned, ", header)
     body = init_card.split("---", 2)[2] if init_card.startswith("---") else init_card
@@ -53,13 +55,15 @@ from `{record['init']}`.
   (`audio.speech_detector = "relative"`), so quiet speech is heard.
 
 ## How
-Every trainable weight (BatchNorm statistics frozen), {cfg['steps']} steps of {cfg['batch']} corrections, AdamW at
+{tuned} (BatchNorm statistics frozen), {cfg['steps']} steps of {cfg['batch']} corrections, AdamW at
 {cfg['lr']:g} with a cosine schedule ({record['fit_seconds']:.0f} s; {record['seconds']:.0f} s in all). Loss: the
 training fusion loss (fused + per-modality cross-entropy, consistency, attention entropy), and against forgetting
 without the original corpora:
 - distillation (learning without forgetting): {cfg['distill']:g} x KL between the initial model's and this model's
   outputs on the corrections (temperature {cfg['temperature']:g}), fused and per modality{off};
 {forgetting}
+How much each keeps of the old skills, measured: the adaptation benchmark of the StressLab repository
+(`python -m bench.adaptation`, README "Corrections"), with and without each.
 
 ## Measured
 On the held-out corrections (UAR = unweighted average recall; per modality: that modality's own head):
