@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                    "original": forgetting(model, sets)}
             results["runs"].append(run)
             print(run, flush=True)
-    write_json(args.name, results)
+            write_json(args.name, results)  # after each run: a stopped bench keeps what it measured
     return 0 if args.no_readme else table(args.steps)
 
 
