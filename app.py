@@ -10,7 +10,7 @@ Settings are environment variables:
   STRESSLAB_QUEUE         requests waiting at most (default 32; more get "queue is full")
   STRESSLAB_FEEDBACK_DIR  the correction store (default ./feedback_store)
   STRESSLAB_FEEDBACK_REPO + HF_TOKEN (+ STRESSLAB_FEEDBACK_PUBLIC_REPO): push corrections to the Hub in the background
-  GRADIO_TEMP_DIR         where uploads live while their page is open (default: <tmp>/stresslab-app, emptied at start)
+  GRADIO_TEMP_DIR         uploads while their page is open (default: <tmp>/stresslab-app-PORT, emptied at start)
   GRADIO_SERVER_PORT      port (default 7860); GRADIO_SERVER_NAME: address (Gradio's default, 127.0.0.1)
 
 API (gradio_client):

@@ -31,7 +31,9 @@ def scrub(text: str, media: str | None, folder: Path) -> str:
 
 def cache_folder() -> Path:
     """The app's own upload folder (GRADIO_TEMP_DIR; set before Gradio is imported, see app.py)."""
-    return Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "stresslab-app")
+    # one folder per port: two apps on one machine never sweep each other's uploads
+    port = os.environ.get("GRADIO_SERVER_PORT", "7860")
+    return Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / f"stresslab-app-{port}")
 
 
 def sweep(folder: Path) -> int:
