@@ -101,3 +101,13 @@ def test_cli_exports_and_analyses_with_either_runtime(tiny_model_dir, tmp_path):
     p = subprocess.run([*cli, "export", str(tmp_path / "nowhere"), str(tmp_path / "x")], capture_output=True,
                        text=True, timeout=300)
     assert p.returncode == 2 and p.stderr.startswith("error:") and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_onnx_words_from_many_threads_at_once(exported):
+    """The app analyses in several threads (a visitor's clip while the teaching panel runs the examples)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    backend = load_backend(exported[1])
+    with ThreadPoolExecutor(8) as pool:
+        shapes = list(pool.map(lambda i: backend.embed_text([f"words {i} " * (i % 7 + 1), "hi"]).shape, range(200)))
+    assert shapes == [(2, backend.config.embed_dim)] * 200

@@ -7,6 +7,7 @@ uses underneath), with the same truncation and padding as the torch tower.
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,7 @@ class OnnxBackend:
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer" / "tokenizer.json"))
         self.tokenizer.enable_truncation(self.config.text.max_length)
         self.tokenizer.enable_padding(pad_id=self.tokenizer.token_to_id("[PAD]") or 0)
+        self._tokenizer_lock = threading.Lock()  # one Tokenizer refuses two threads at once ("Already borrowed")
 
     @classmethod
     def load(cls, name: str | Path) -> OnnxBackend:
@@ -90,7 +92,8 @@ class OnnxBackend:
                                    "lengths": np.asarray(lengths, np.int64)})[0]
 
     def embed_text(self, texts: list[str]) -> np.ndarray:
-        enc = self.tokenizer.encode_batch(list(texts))
+        with self._tokenizer_lock:
+            enc = self.tokenizer.encode_batch(list(texts))
         ids = np.array([e.ids for e in enc], np.int64)
         mask = np.array([e.attention_mask for e in enc], np.int64)
         return self._run("text", {"input_ids": ids, "attention_mask": mask})[0]
