@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import torch
 
@@ -23,6 +25,7 @@ class TorchBackend:
         dtype = next(model.parameters()).dtype
         self.info = {"runtime": "torch", "precision": str(dtype).removeprefix("torch.")}
         self.uses_waveform = model.audio.speech is not None
+        self._text_lock = threading.Lock()  # the fast tokenizer refuses two threads at once ("Already borrowed")
 
     @torch.inference_mode()
     def embed_frames(self, crops: np.ndarray) -> np.ndarray:
@@ -35,7 +38,8 @@ class TorchBackend:
 
     @torch.inference_mode()
     def embed_text(self, texts: list[str]) -> np.ndarray:
-        return _np(self.model.text(list(texts)))
+        with self._text_lock:
+            return _np(self.model.text(list(texts)))
 
     @torch.inference_mode()
     def head(self, modality: str, emb: np.ndarray) -> np.ndarray:
