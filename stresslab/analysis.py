@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import threading
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -181,6 +182,7 @@ class Analyzer:
         self.settings = settings or AnalysisSettings()
         self.detector = FaceDetector(self.config.video)
         self.whisper = whisper  # None: STRESSLAB_WHISPER
+        self._lock = threading.RLock()  # one analysis at a time: the towers already use every core
 
     @property
     def transcriber(self) -> Transcriber:
@@ -306,6 +308,10 @@ class Analyzer:
                 enabled: dict[str, bool] | None = None) -> Analysis:
         """Analyse a clip (a Clip, or anything load_clip accepts); typed text overrides the transcript.
         The caller's Clip is never changed. timings["decode"] covers decoding only (the model is already loaded)."""
+        with self._lock:
+            return self._analyze(source, text, enabled)
+
+    def _analyze(self, source, text, enabled) -> Analysis:
         t0 = time.perf_counter()
         if isinstance(source, Clip):
             clip = source if text is None else dataclasses.replace(source, text=text.strip() or None)
