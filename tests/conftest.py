@@ -18,6 +18,18 @@ CREMAD = SHARED / "cremad-sample"
 EMODB = SHARED / "emodb"
 FER = SHARED / "fer2013"
 GOEMOTIONS = SHARED / "goemotions-ekman"
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's chromium, driven by Playwright (never `playwright install`)
+
+
+def launch_chromium(playwright, camera: Path | None = None, microphone: Path | None = None):
+    """Headless Chromium for the browser tests, offline; with camera/microphone files it fakes both devices (a
+    .y4m video and a .wav, played in a loop) and grants them without asking."""
+    args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"]
+    if camera is not None and microphone is not None:
+        args += ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                 f"--use-file-for-fake-video-capture={camera}", f"--use-file-for-fake-audio-capture={microphone}"]
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
 
 
 def minilm_folder() -> Path:

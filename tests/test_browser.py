@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 import soundfile
 from _server import ROOT, AppServer
+from conftest import CHROMIUM, launch_chromium
 from media import write_media
 from playwright.sync_api import Error as PlaywrightError
 
 from stresslab.corrections.store import FeedbackStore
 
-CHROMIUM = Path("/usr/bin/chromium")
 # Screenshots of each run go to docs/screenshots/last-run/ (git-ignored). The README's docs/screenshots/*.png come
 # from the bundled model:  STRESSLAB_TEST_MODEL=models/default STRESSLAB_SCREENSHOTS=docs/screenshots \
 #                          .venv/bin/python -m pytest tests/test_browser.py
@@ -88,11 +88,7 @@ def browser(media):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--use-fake-device-for-media-stream",
-            "--use-fake-ui-for-media-stream", f"--use-file-for-fake-video-capture={media['camera']}",
-            f"--use-file-for-fake-audio-capture={media['microphone']}"])
+        b = launch_chromium(p, media["camera"], media["microphone"])
         yield b
         b.close()
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from _server import ROOT, free_port
-from conftest import CREMAD, EMODB, SHARED
+from conftest import CHROMIUM, CREMAD, EMODB, SHARED, launch_chromium
 from test_collections import hand_alpha_nominal
 
 from stresslab.collections import cli
@@ -24,7 +24,6 @@ from stresslab.collections.annotations import AnnotationStore
 from stresslab.collections.collection import Collection
 from stresslab.collections.prelabel import prelabel
 
-CHROMIUM = Path("/usr/bin/chromium")
 KEYS = {"anger": "1", "disgust": "2", "fear": "3", "happy": "4", "neutral": "5", "sad": "6", "none": "0",
         "cant_tell": "c"}
 pytestmark = [pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing"),
@@ -76,9 +75,7 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
+        b = launch_chromium(p)
         yield b
         b.close()
 

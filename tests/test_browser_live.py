@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 from _server import ROOT, AppServer
-from test_browser import CHROMIUM, make_media
+from conftest import CHROMIUM, launch_chromium
+from test_browser import make_media
 
 SHOTS = ROOT / os.environ.get("STRESSLAB_SCREENSHOTS", "docs/screenshots/last-run")
 WAIT = 120_000  # ms: an analysis on 2 busy cores
@@ -44,11 +45,7 @@ def page(server, media):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--use-fake-device-for-media-stream",
-            "--use-fake-ui-for-media-stream", f"--use-file-for-fake-video-capture={media['camera']}",
-            f"--use-file-for-fake-audio-capture={media['microphone']}"])
+        browser = launch_chromium(p, media["camera"], media["microphone"])
         context = browser.new_context(viewport={"width": 1400, "height": 1000}, permissions=["camera", "microphone"])
         page = context.new_page()
         page.set_default_timeout(30_000)

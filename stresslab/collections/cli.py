@@ -23,27 +23,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from collections.abc import Callable
 
+from ..cli_common import group_parser, run_group
+from ..files import printable
 from ..labels import EMOTIONS
 from .agreement import format_summary, summary
 from .annotations import ANSWERS, AnnotationStore, annotation
 from .collection import ORDERS, Collection, list_collections, now_utc, parse_source
 from .prelabel import load_prelabels
 from .queue import next_clips, progress
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        print(f"error: {self.prog}: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
-
-def printable(text: str) -> str:
-    """One inert line: control characters escaped."""
-    return re.sub(r"[\x00-\x1f\x7f-\x9f]", lambda m: m.group().encode("unicode_escape").decode(), text)
 
 
 def default_store() -> str:
@@ -163,11 +153,9 @@ def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Na
     return run
 
 
-def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def register(sub: argparse._SubParsersAction) -> None:
     """Add `collections` and its subcommands to the main parser's subparsers."""
-    p = sub.add_parser("collections", help="annotation collections: create, label, prelabel, stats, export, push")
-    p.error = _Parser.error.__get__(p)  # type: ignore[method-assign]
-    cs = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    cs = group_parser(sub, "collections", help="annotation collections: create, label, prelabel, stats, export, push")
     emotions = [*EMOTIONS]
     cr = cs.add_parser("create", help="create a collection from a folder, a HF dataset or the correction store")
     cr.add_argument("name")
@@ -219,15 +207,11 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     for parser, func in table:
         parser.add_argument("--store", default=default_store(), help="the store folder (default: the app's)")
         parser.set_defaults(func=_guarded(func))
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m stresslab.collections.cli ACTION ...`."""
-    parser = _Parser(prog="stresslab")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["collections", *(sys.argv[1:] if argv is None else argv)])
-    return args.func(args)
+    return run_group("collections", register, argv)
 
 
 if __name__ == "__main__":

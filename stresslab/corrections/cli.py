@@ -23,20 +23,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from ..cli_common import group_parser, run_group
 from ..files import printable
 from ..labels import EMOTIONS
 from . import store as store_module
 from .hub_sync import HubSync
 from .record import correction_record, receipt_id
 from .store import FeedbackStore
-
-
-class _Parser(argparse.ArgumentParser):
-    """Usage errors as one line `error: ...` (exit 2)."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        print(f"error: {self.prog}: {message}", file=sys.stderr)
-        raise SystemExit(2)
 
 
 def _fail(message: str) -> int:
@@ -139,12 +132,10 @@ def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Na
     return run
 
 
-def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def register(sub: argparse._SubParsersAction) -> None:
     """Add `corrections` and its subcommands to the main parser's subparsers; each sets `func` (returns the exit
     status)."""
-    p = sub.add_parser("corrections", help="the correction store: add, list, export, push, erase")
-    p.error = _Parser.error.__get__(p)  # type: ignore[method-assign]
-    cs = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    cs = group_parser(sub, "corrections", help="the correction store: add, list, export, push, erase")
     a = cs.add_parser("add", help="save a correction; prints its receipt id")
     a.add_argument("--store", required=True, help="the store folder (created if missing)")
     a.add_argument("--clip", help="the clip the correction is about (kept only with --keep-media)")
@@ -168,16 +159,12 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         if parser is not a:
             parser.add_argument("--store", required=True, help="the store folder")
         parser.set_defaults(func=_guarded(func))
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m stresslab.corrections.cli ACTION ...`: the same subcommands without the rest of the CLI."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    parser = _Parser(prog="stresslab")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["corrections", *(sys.argv[1:] if argv is None else argv)])
-    return args.func(args)
+    return run_group("corrections", register, argv)
 
 
 if __name__ == "__main__":
