@@ -4,7 +4,7 @@ import numpy as np
 from conftest import EMODB, SHARED
 
 from stresslab.towers.audio import AudioConfig
-from training.crosscorpus import clip_features, fit_cnn, fit_linear, markdown, matrix, statistics
+from training.crosscorpus import clip_features, fit_cnn, fit_linear, markdown, matrix, speaker_cv, statistics
 
 EMODB_EMOTIONS = {"W": "anger", "E": "disgust", "A": "fear", "F": "happy", "N": "neutral", "T": "sad"}
 RAVDESS_EMOTIONS = {"01": "neutral", "03": "happy", "04": "sad", "05": "anger", "06": "fear", "07": "disgust"}
@@ -60,3 +60,20 @@ def test_the_shipped_architecture_trains_and_predicts():
     predict = fit_cnn(feats, y, AudioConfig(channels=16), epochs=2, batch=8)
     p = predict(feats[:5])
     assert p.shape == (5, 6) and np.allclose(p.sum(1), 1.0, atol=1e-5)
+
+
+def test_speaker_cross_validation_holds_each_actor_out_in_turn():
+    recs = _records()
+    feats = clip_features(recs, AudioConfig(utterance_norm=True, target_loudness_db=-23.0))
+    n_emodb_train = sum(r["corpus"] == "emodb" and r["speaker"] == "11" for r in recs)
+    seen: list[int] = []
+
+    def fit(f, y):
+        seen.append(len(f))
+        return fit_linear(f, y)
+
+    cv = speaker_cv(recs, feats, fit, "ravdess", folds=2)
+    # each fold: the other actor's 11 clips + EmoDB speaker 11 (test speaker 03 never trains)
+    assert seen == [11 + n_emodb_train] * 2
+    assert [f["speakers"] for f in cv["folds"]] == [["01"], ["02"]] and [f["n"] for f in cv["folds"]] == [11, 11]
+    assert cv["uar"] == np.mean([f["uar"] for f in cv["folds"]]) and 0.0 <= cv["uar_pooled"] <= 1.0
