@@ -166,15 +166,14 @@ class App:
     def views(self, r: dict, known: str | None = None) -> dict:
         """The value of every result component for one analysis dict (not the face gallery)."""
         c = self.c
-        words = r["transcript"]
+        words, label = page.transcript(r)
         return {c.headline: page.headline(r, known), c.fused: plots.fused_bar(r), c.gauge: plots.stress_gauge(r),
                 c.explanation: page.explanation(r), c.table: page.modality_table(r),
                 c.per_modality: plots.modalities_bar(r), c.weights: plots.weights_bar(r),
                 c.ablation: gr.update(value=plots.ablation_bar(r), visible=bool(r["ablations"])),
                 c.timeline: gr.update(value=plots.timeline(r), visible=bool(r["timeline"])),
                 c.diagram: teaching.fusion_diagram(r),
-                c.words: gr.update(value=words["text"] or "", visible=bool(words["text"]),
-                                   label=f"the words used ({words['source'] or 'none'})"),
+                c.words: gr.update(value=words, visible=bool(words), label=label),
                 c.raw: r}
 
     def gallery(self, sid: str, clip: stresslab.Clip, r: dict) -> dict:

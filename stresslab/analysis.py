@@ -26,11 +26,11 @@ import numpy as np
 from .clip import Clip, ClipError, load_clip
 from .inputs import TowerInputs, Window, embed, tower_inputs
 from .labels import MODALITIES, stress_from_probs, stress_level, valence_arousal
-from .runtime import Backend, load_backend
+from .runtime import Backend, Scores, load_backend
 from .towers.asr import Transcriber
 from .towers.video import FaceDetector
 
-SCHEMA_VERSION = 2  # 2 adds "used", "uncertain", "top2" and a per-face emotion
+SCHEMA_VERSION = 3  # 2 adds "used", "uncertain", "top2" and a per-face emotion; 3 per-window "modalities", "words"
 
 
 class NothingToAnalyze(ClipError):
@@ -133,6 +133,18 @@ def plan_windows(duration: float, settings: AnalysisSettings) -> list[Window]:
     if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < 0.5 * w:  # a short tail joins the window before it
         bounds[-2:] = [(bounds[-2][0], duration)]
     return [(round(s, 6), round(e, 6)) for s, e in bounds]
+
+
+def words_by_window(segments: list[dict], windows: list[Window]) -> list[str]:
+    """Timed transcript segments ({"start", "end", "text"}, s) -> the words spoken in each (start, end) window: the
+    texts of the segments overlapping it, in order, joined by spaces ("" when none does). A segment that crosses a
+    window boundary belongs to every window it overlaps; the last window also takes what Whisper timed past its end."""
+    out = []
+    for i, (s, e) in enumerate(windows):
+        e = math.inf if i == len(windows) - 1 else e
+        out.append(" ".join(g["text"] for g in segments
+                            if g["start"] < e and max(g["end"], g["start"] + 1e-6) > s and g["text"]))
+    return out
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -290,19 +302,33 @@ class Analyzer:
 
         t = time.perf_counter()
         stress = _stress(probs, learned)
-        timeline = []
-        for k, w in enumerate(rows[1:], start=1):
-            p = _probs(pred.fused_logits[k], names, t_fused)
-            s, e = encoded.windows[w - 1]
-            timeline.append({"start": round(s, 3), "end": round(e, 3), "emotion": max(p, key=p.get),
-                             "probabilities": p,
-                             "stress": _stress(p, float(pred.stress[k]) if pred.stress is not None else None)["score"],
-                             "weights": {m: round(float(pred.weights[k, j]), 5) for j, m in enumerate(MODALITIES)}})
+        timeline = self._timeline(encoded, rows, pred)
         timings["stress"] = time.perf_counter() - t
         info = {"name": self.config.name, "version": self.config.version, "source": backend.source, **backend.info}
         timings = {k: round(v, 5) for k, v in timings.items()}
         return Analysis(probs, modalities, ablations, stress, timeline, encoded, info, timings,
                         float(getattr(self.config, "not_sure_below", 0.0) or 0.0))
+
+    def _timeline(self, encoded: Encoded, rows: list[int], pred: Scores) -> list[dict]:
+        """One entry per window row of `rows` (row k of pred is row rows[k] of encoded): the fused answer, stress,
+        attention, each modality present in that window with its own answer, and the words spoken in it."""
+        names, t_fused = self.config.emotions, self._temperature("fused")
+        timed = encoded.transcript_source == "whisper" and bool(encoded.segments)
+        words = words_by_window(encoded.segments, encoded.windows) if timed else None
+        timeline = []
+        for k, w in enumerate(rows[1:], start=1):
+            p = _probs(pred.fused_logits[k], names, t_fused)
+            own = {}
+            for j, m in enumerate(MODALITIES):
+                q = _probs(pred.modality_logits[m][k], names, self._temperature(m)) if encoded.present[w, j] else None
+                own[m] = {"emotion": max(q, key=q.get), "confidence": max(q.values())} if q else None
+            s, e = encoded.windows[w - 1]
+            timeline.append({"start": round(s, 3), "end": round(e, 3), "emotion": max(p, key=p.get),
+                             "probabilities": p,
+                             "stress": _stress(p, float(pred.stress[k]) if pred.stress is not None else None)["score"],
+                             "weights": {m: round(float(pred.weights[k, j]), 5) for j, m in enumerate(MODALITIES)},
+                             "modalities": own, "words": words[w - 1] if words is not None else None})
+        return timeline
 
     def analyze(self, source: Clip | str | object, text: str | None = None,
                 enabled: dict[str, bool] | None = None) -> Analysis:

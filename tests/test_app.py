@@ -138,6 +138,26 @@ def test_typed_words_are_text_not_html(page):
     assert "<img" not in out[c.headline] + out[c.table] + out[c.status] + out[c.explanation]
 
 
+def test_timed_words_are_shown_by_time_as_text(page, monkeypatch):
+    from stresslab.towers.asr import Transcript
+
+    said = [(0.0, 1.2, "<b>Don't</b> forget"), (1.2, 2.4, "a jacket <img src=x>")]
+
+    class Whisper:
+        available = True
+
+        def transcribe(self, audio, language=None):
+            return Transcript(" ".join(t for *_, t in said), "en", said)
+
+    monkeypatch.setattr(stresslab.analysis, "get_transcriber", lambda name=None: Whisper())
+    out = analyse(page, "s8", video=str(CLIP))
+    c = page.c
+    assert out[c.raw]["transcript"]["source"] == "whisper"
+    assert out[c.words]["value"] == "0.0-1.2 s: <b>Don't</b> forget\n1.2-2.4 s: a jacket <img src=x>"  # a Textbox
+    assert out[c.words]["label"] == "the words used (whisper), by time" and out[c.words]["visible"] is True
+    assert "<img" not in out[c.headline] + out[c.table] + out[c.status] + out[c.explanation]
+
+
 def test_an_example_clicked_before_the_page_caught_up_is_never_analysed_as_the_old_one(page):
     c, sid = page.c, "s5"
     sad, anger = EXAMPLES / "1001_DFA_SAD_XX.flv", EXAMPLES / "1001_DFA_ANG_XX.flv"

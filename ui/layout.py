@@ -117,10 +117,11 @@ def layout(app) -> tuple[gr.Blocks, SimpleNamespace]:
                     c.weights = gr.Plot(elem_id="attention-plot", show_label=False, min_width=300)
                     c.ablation = gr.Plot(elem_id="ablation-plot", show_label=False, min_width=300)
                 c.timeline = gr.Plot(elem_id="timeline-plot", show_label=False)
+                c.words = gr.Textbox(label="the words used", interactive=False, visible=False,
+                                     elem_id="transcript")  # under the timeline: the same clock
                 c.gallery = gr.Gallery(label="faces seen, and what the face alone said", columns=4, height="auto",
                                        elem_id="faces-gallery", allow_preview=False, visible=False,
                                        object_fit="contain", interactive=False, buttons=[])
-                c.words = gr.Textbox(label="the words used", interactive=False, visible=False, elem_id="transcript")
                 with gr.Accordion("the result as JSON (the API's answer)", open=False, elem_id="json-panel"):
                     c.raw = gr.JSON(elem_id="raw-json")
         with gr.Accordion("For teaching: how good the model is, and where it goes wrong", open=False,

@@ -191,6 +191,17 @@ def explanation(r: dict) -> str:
     return "\n\n".join(lines)
 
 
+def transcript(r: dict) -> tuple[str, str]:
+    """The words used as plain text for a Textbox (never rendered), and its label: one "0.0-2.4 s: words" line per
+    timed segment, on the timeline's clock, when the speech recogniser gave times; else the text as it came."""
+    words = r["transcript"]
+    segments = words.get("segments") or []
+    if segments:
+        return ("\n".join(f"{g['start']:.1f}-{g['end']:.1f} s: {g['text']}" for g in segments),
+                f"the words used ({words['source']}), by time")
+    return words["text"] or "", f"the words used ({words['source'] or 'none'})"
+
+
 def receipts(ids: list[str]) -> str:
     """Every receipt this page saved, newest first, as selectable text."""
     if not ids:

@@ -7,11 +7,14 @@ Figures are drawn with the modebar hidden by the page's CSS (no toolbar over tit
 
 from __future__ import annotations
 
+import html
+import textwrap
 import uuid
 from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 import stresslab
 
@@ -121,26 +124,70 @@ def stress_gauge(r: dict) -> go.Figure:
 
 
 def timeline(r: dict) -> go.Figure:
-    """Per-window emotion probabilities and stress (all in %) over every window the result lists."""
+    """Per-window emotion probabilities and stress (all in %) over every window the result lists; under them, on the
+    same time axis, one lane per modality with a bar for each window it was present in, coloured by its own answer
+    there (entries without per-window "modalities", as the live timeline's, get the lines only)."""
     t = r["timeline"]
     if not t:
         return _empty("Over time", "one window: the clip is too short for a timeline")
+    lanes = any(w.get("modalities") for w in t)
+    fig = make_subplots(rows=2 if lanes else 1, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        row_heights=[0.7, 0.3] if lanes else None)
     mid = [(w["start"] + w["end"]) / 2 for w in t]
     span = [f"{w['start']:.1f}-{w['end']:.1f} s" for w in t]
-    fig = go.Figure()
     for e in r["probabilities"]:
         fig.add_scatter(x=mid, y=[w["probabilities"][e] for w in t], name=e, mode="lines+markers",
-                        line=dict(color=COLOURS.get(e)), customdata=span, hovertemplate="%{customdata}: %{y:.0%}")
+                        line=dict(color=COLOURS.get(e)), customdata=span, hovertemplate="%{customdata}: %{y:.0%}",
+                        row=1, col=1)
     fig.add_scatter(x=mid, y=[w["stress"] for w in t], name="stress", mode="lines+markers", customdata=span,
-                    line=dict(dash="dash", color="black"), hovertemplate="%{customdata}: stress %{y:.0%}")
+                    line=dict(dash="dash", color="black"), hovertemplate="%{customdata}: stress %{y:.0%}",
+                    row=1, col=1)
     for w in t:  # each window's extent along the bottom, so gaps (if any) show
-        fig.add_shape(type="line", x0=w["start"], x1=w["end"], y0=-0.04, y1=-0.04, line=dict(color="#999", width=4))
+        fig.add_shape(type="line", x0=w["start"], x1=w["end"], y0=-0.04, y1=-0.04, line=dict(color="#999", width=4),
+                      row=1, col=1)
+    if lanes:
+        _lanes(fig, r, t)
     end = max(w["end"] for w in t)
-    fig.update_xaxes(title="seconds", range=[0, end])
-    fig.update_yaxes(range=[-0.08, 1.02], tickformat=".0%", tickvals=[0, 0.25, 0.5, 0.75, 1])
-    fig.update_layout(legend=dict(orientation="h", y=-0.25, yanchor="top"))
+    fig.update_xaxes(range=[0, end])
+    fig.update_xaxes(title="seconds", row=2 if lanes else 1, col=1)
+    fig.update_yaxes(range=[-0.08, 1.02], tickformat=".0%", tickvals=[0, 0.25, 0.5, 0.75, 1], row=1, col=1)
+    fig.update_layout(legend=dict(orientation="h", y=-0.25 if not lanes else -0.12, yanchor="top"))
     length = sum(w["end"] - w["start"] for w in t) / len(t)
-    return layout(fig, f"Over time: {len(t)} windows of about {length:.1f} s", 330)
+    return layout(fig, f"Over time: {len(t)} windows of about {length:.1f} s", 440 if lanes else 330)
+
+
+def _wrap(text: str, width: int = 60) -> str:
+    """Visitor words for a hover label: HTML-escaped (Plotly renders tags in hover text), wrapped with <br>."""
+    return "<br>".join(html.escape(line, quote=False) for line in textwrap.wrap(text, width)) or "(nothing said in it)"
+
+
+def _lanes(fig: go.Figure, r: dict, t: list[dict]) -> None:
+    """Row 2 of `fig`: per modality, a bar over each window where it was present, in its own emotion's colour; the
+    hover gives the span, that answer and (for the words) what was said in the window."""
+    for m in MODALITY_NAMES:
+        here = [w for w in t if (w.get("modalities") or {}).get(m)]
+        if not here:
+            continue
+        own = [w["modalities"][m] for w in here]
+        off = not r.get("modalities", {}).get(m, {}).get("enabled", True)
+        hover = []
+        for w, o in zip(here, own, strict=True):
+            line = f"{MODALITY_NAMES[m]}, {w['start']:.1f}-{w['end']:.1f} s: {o['emotion']} {o['confidence']:.0%}"
+            if m == "text":
+                line += " (the whole transcript)"
+                if w.get("words") is not None:
+                    line += "<br>said here: " + _wrap(w["words"])
+            hover.append(line + (" · switched off" if off else ""))
+        fig.add_bar(x=[w["end"] - w["start"] for w in here], base=[w["start"] for w in here],
+                    y=[MODALITY_NAMES[m]] * len(here), orientation="h", name=MODALITY_NAMES[m], showlegend=False,
+                    marker=dict(color=[COLOURS.get(o["emotion"], "#444") for o in own], line=dict(color="white",
+                                                                                                   width=1)),
+                    opacity=0.35 if off else 0.9, text=[o["emotion"] for o in own], textposition="inside",
+                    insidetextanchor="middle", customdata=hover, hovertemplate="%{customdata}<extra></extra>",
+                    row=2, col=1)
+    names = list(MODALITY_NAMES.values())
+    fig.update_yaxes(categoryorder="array", categoryarray=names[::-1], range=[-0.5, len(names) - 0.5], row=2, col=1)
+    fig.update_layout(uniformtext=dict(minsize=9, mode="hide"), bargap=0.25, barmode="overlay")
 
 
 def face_frames(frames: np.ndarray | None, times: np.ndarray | None, faces: list[dict], folder: Path,
