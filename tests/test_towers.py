@@ -54,6 +54,29 @@ def test_video_encoder_embeds_each_frame_alone_and_crops_agree_across_runtimes()
     assert normalize_crops(gray, cfg).min() >= -1 and normalize_crops(gray, cfg).max() <= 1
 
 
+def test_mirror_average_is_the_mean_of_a_face_and_its_mirror_outside_training():
+    torch.manual_seed(0)
+    cfg = VideoConfig(resnet=dict(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic",
+                                  downsample_in_first_stage=False), mirror_average=True)
+    enc = VideoEncoder(cfg, 16).eval()
+    x = torch.randn(3, 1, 48, 48)
+    with torch.no_grad():
+        averaged = enc.embed_frames(x)
+        cfg.mirror_average = False
+        plain, mirrored = enc.embed_frames(x), enc.embed_frames(x.flip(-1))
+        cfg.mirror_average = True
+        torch.testing.assert_close(averaged, (plain + mirrored) / 2, atol=1e-5, rtol=1e-4)
+        assert not torch.allclose(averaged, plain, atol=1e-4)  # a random image is not symmetric
+        torch.testing.assert_close(enc.embed_frames(x.flip(-1)), averaged, atol=1e-5, rtol=1e-4)
+        enc.train()  # training sees each (randomly mirrored) crop once
+        enc.proj[0].p = 0.0
+        torch.manual_seed(1)
+        train_mode = enc.embed_frames(x)
+        cfg.mirror_average = False
+        torch.manual_seed(1)
+        torch.testing.assert_close(train_mode, enc.embed_frames(x))
+
+
 def test_audio_features_real_speech():
     clip = load_clip(CREMAD / "1002_DFA_ANG_XX.mp3")
     cfg = AudioConfig()

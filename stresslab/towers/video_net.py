@@ -44,6 +44,9 @@ class VideoEncoder(nn.Module):
         return encoder
 
     def embed_frames(self, crops: torch.Tensor) -> torch.Tensor:
-        """(N, C, S, S) crops -> (N, D) per-frame embeddings."""
-        pooled = self.cnn(pixel_values=crops).pooler_output.flatten(1)
-        return self.proj(pooled)
+        """(N, C, S, S) crops -> (N, D) per-frame embeddings; with config.mirror_average, outside training, the mean
+        of each crop's and its left-right mirror image's embedding."""
+        if self.config.mirror_average and not self.training:
+            both = self.proj(self.cnn(pixel_values=torch.cat([crops, crops.flip(-1)])).pooler_output.flatten(1))
+            return (both[: len(crops)] + both[len(crops):]) / 2
+        return self.proj(self.cnn(pixel_values=crops).pooler_output.flatten(1))
