@@ -6,7 +6,9 @@ instead of starting again. Tests that read ../shared/data skip, with the reason,
 import json
 import shutil
 
+import numpy as np
 import pytest
+import soundfile as sf
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
@@ -174,6 +176,10 @@ def test_finetune_on_corrections(corpora, tmp_path):
                    "SAD": "sad"}[p.stem.split("_")[2]]
         store.add(emotion=emotion, stress_rating=1 + i % 5, transcript="Don't forget a jacket.", media_path=p,
                   consent_keep_media=True)
+    silent = tmp_path / "silence.wav"
+    sf.write(silent, np.zeros(32000, np.float32), 16000)
+    store.add(emotion="sad", media_path=silent, consent_keep_media=True)  # no voice, no face, no words
+    store.add(emotion=None, transcript="I can't tell.")  # neither an emotion nor a rating: prepare leaves it out
     prepare("feedback", tmp_path / "store", tmp_path / "fb")
     tuned = tmp_path / "tuned"
     assert main(["--config", "training/configs/finetune.toml", "--set", f'out="{tuned}"', f'data="{corpora}"',
@@ -182,6 +188,10 @@ def test_finetune_on_corrections(corpora, tmp_path):
     before = StressModel.from_pretrained(base / "checkpoint").state_dict()
     after = StressModel.from_pretrained(tuned / "checkpoint").state_dict()
     assert any((before[k].float() - after[k].float()).abs().max() > 0 for k in before if k in after)
+    log = [json.loads(line) for line in (tuned / "log.jsonl").read_text().splitlines()]
+    assert {"stage": "feedback", "corrections": 12,
+            "skipped": "skipped 1 unusable correction (1 no usable modality)"}.items() \
+        <= next(r for r in log if "corrections" in r).items()
     tuned_model = StressModel.from_pretrained(tuned / "checkpoint")
     assert tuned_model.config.stress_head  # 12 rated corrections >= 10: a learned stress head replaces the mapping
     r = analyze(CREMAD / "1002_DFA_SAD_XX.mp3", model=tuned_model)

@@ -32,6 +32,7 @@ class Correction:
     emotion: str | None
     stress: int | None = None
     speaker: str | None = None
+    soft: list[float] | None = None  # the annotators' distribution over the six emotions, where there is one
 
 
 @dataclass
@@ -45,6 +46,7 @@ class Usable:
     y: int
     stress: float
     speaker: str | None
+    soft: list[float] | None = None
 
 
 @dataclass
@@ -116,7 +118,8 @@ def from_clip_folder(root: Path) -> list[Correction]:
         media = r.get("video") or r.get("audio") or r.get("image")
         stress = r.get("stress")
         out.append(Correction(r["id"], Path(media) if media else None, r.get("text"), r.get("emotion"),
-                              None if stress is None else round(stress), r.get("speaker")))
+                              None if stress is None else round(stress), r.get("speaker"),
+                              (r.get("extra") or {}).get("soft_label") or None))
     return out
 
 
@@ -156,7 +159,7 @@ def to_usable(corrections: list[Correction], config, skipped: Counter, progress:
             continue
         stress = (c.stress - 1) / 4 if c.stress is not None else -1.0
         usable.append(Usable(c.id, inputs, clip.text, emotion_id(c.emotion) if c.emotion else -1, stress,
-                             c.speaker))
+                             c.speaker, c.soft))
     return usable
 
 

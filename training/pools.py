@@ -171,20 +171,17 @@ def real_clips(model: StressModel, cfg: TrainConfig, part: str) -> tuple[dict, t
     return emb, mask, torch.from_numpy(D.labels_of(recs))
 
 
-def feedback_inputs(model: StressModel, folder: str) -> list[dict]:
-    """Each correction as tower inputs through stresslab.inputs.tower_inputs (the whole clip as one window) and
-    its words; y the emotion id (-1: none given), stress the rating mapped to [0, 1] (-1: not rated), soft the
-    annotators' distribution over the six emotions when the record has one (extra.soft_label), else None."""
-    from stresslab.clip import load_clip
-    from stresslab.inputs import tower_inputs
-    from stresslab.towers.video import FaceDetector
+def feedback_inputs(model: StressModel, folder: str) -> tuple[list[dict], str]:
+    """Each usable correction of a clip folder (`training.prepare feedback`) as tower inputs through
+    training.finetune_data.to_usable (the whole clip as one window) and its words; y the emotion id (-1: none
+    given), stress the rating mapped to [0, 1] (-1: not rated), soft the annotators' distribution over the six
+    emotions when the record has one (extra.soft_label), else None. -> (items, one line on the skipped ones):
+    a correction with no emotion and no rating, an unreadable file or no usable modality is skipped, never fatal."""
+    from collections import Counter
 
-    detector, items = FaceDetector(model.config.video), []
-    for r in read_clip_folder(folder):
-        media = r.get("video") or r.get("audio") or r.get("image")
-        clip = load_clip(media, text=r.get("text")) if media else load_clip(text=r.get("text") or None)
-        y = D.labels_of([r])[0] if r.get("emotion") else -1
-        stress = (float(r["stress"]) - 1) / 4 if r.get("stress") is not None else -1.0
-        items.append({"inputs": tower_inputs(clip, model.config, detector=detector), "text": clip.text, "y": y,
-                      "stress": stress, "soft": (r.get("extra") or {}).get("soft_label") or None})
-    return items
+    from training import finetune_data as FD
+
+    skipped: Counter = Counter()
+    usable = FD.to_usable(FD.from_clip_folder(Path(folder)), model.config, skipped, progress=False, stress_only=True)
+    items = [{"inputs": u.inputs, "text": u.text, "y": u.y, "stress": u.stress, "soft": u.soft} for u in usable]
+    return items, FD.Prepared(usable, skipped, "clip folder").skipped_line()

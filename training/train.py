@@ -47,7 +47,7 @@ RECIPE: dict[str, Callable[[StressModel, TrainConfig, Fit, Log], object]] = {
     # 4. calibration: temperatures per head and the not-sure threshold, on validation data (no weight changes)
     "calibrate": calibrate.run,
     # + corrections
-    "feedback": lambda model, cfg, fit, log: fit(feedback.stage(model, cfg)),
+    "feedback": lambda model, cfg, fit, log: fit(feedback.stage(model, cfg, log)),
 }
 
 

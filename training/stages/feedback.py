@@ -42,11 +42,12 @@ def embed_items(model: StressModel, items: list[dict]) -> tuple[dict[str, torch.
     return emb, mask
 
 
-def stage(model: StressModel, cfg: TrainConfig) -> Stage:
+def stage(model: StressModel, cfg: TrainConfig, log: Log) -> Stage:
     fb = cfg.feedback
-    items = feedback_inputs(model, fb.data)
+    items, skipped = feedback_inputs(model, fb.data)
+    log("feedback", corrections=len(items), skipped=skipped)
     if not items:
-        raise SystemExit(f"error: no usable corrections in {fb.data}")
+        raise SystemExit(f"error: no usable corrections in {fb.data} ({skipped})")
     pools = Pools(model, cfg, "train")
     rng = np.random.default_rng(cfg.seed + 4)
     model.text.set_trainable(model.config.text.trainable_layers)
