@@ -5,9 +5,11 @@ forgetting on the original evaluation sets, through the same code as `stresslab 
 
 DIR holds prepared clip folders: ravdess/ (needed: `python -m training.prepare ravdess ../shared/data/ravdess-speech
 DIR/ravdess --link`) and, for forgetting, emodb/, cremad/, goemotions/ (training.eval_sets' sets on them).
-RAVDESS is a corpus the default was not trained on (training.pools.SPEECH is EmoDB + CREMA-D); of its 18 actors
-here, 05 + 06 are its validation speakers in training.data.DEFAULT_SPLITS (kept out of both groups below), the
-corrections come from actors CORRECTORS and the figures are measured on actors MEASURED, never corrected.
+MODEL must never have heard RAVDESS: the 0.1 default (voices from EmoDB + CREMA-D) had not, the 0.2 default was
+trained on these actors, so measure from a model trained without RAVDESS (the 0.1 default: git show
+28b7a2f:models/default/<file>). Of its 18 actors here, 05 + 06 are its validation speakers in
+training.data.DEFAULT_SPLITS (kept out of both groups below), the corrections come from actors CORRECTORS and the
+figures are measured on actors MEASURED, never corrected.
 Each count n takes the first n of one stable shuffle of the correctors' clips (the same clips grow).
 """
 
