@@ -45,8 +45,9 @@ ALLOWED = {
     "corrections.store": {"clip", "files", "corrections.dataset", "corrections.record"},  # clip: probe() a kept clip
     "corrections.dataset": {"corrections.record", "corrections.store"},  # store: for type hints only
     "corrections.hub_sync": {"files", "corrections.dataset", "corrections.record", "corrections.store"},
-    "corrections.cli": {"__init__", "corrections.record", "corrections.store", "corrections.hub_sync", "files",
-                        "labels"},
+    "cli_common": set(),  # what the command groups share: one-line usage errors, a group run on its own
+    "corrections.cli": {"__init__", "cli_common", "corrections.record", "corrections.store", "corrections.hub_sync",
+                        "files", "labels"},
     "collections": set(),  # annotation collections (issue #16): model code only inside prelabel's functions
     "collections.collection": {"files", "corrections.store"},
     "collections.annotations": {"corrections.store", "labels"},
@@ -57,7 +58,7 @@ ALLOWED = {
                            "collections.prelabel"},
     "collections.workspace": {"collections.agreement", "collections.annotations", "collections.collection",
                               "collections.prelabel", "collections.queue"},
-    "collections.cli": {"__init__", "labels", "collections.agreement", "collections.annotations",
+    "collections.cli": {"__init__", "cli_common", "files", "labels", "collections.agreement", "collections.annotations",
                         "collections.collection", "collections.export", "collections.prelabel",
                         "collections.queue"},
     "cli": {"__init__", "analysis", "clip", "collections.cli", "corrections.cli", "files", "labels", "runtime",
