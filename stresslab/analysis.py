@@ -26,7 +26,7 @@ import numpy as np
 from .clip import Clip, ClipError, load_clip
 from .inputs import TowerInputs, Window, embed, tower_inputs
 from .labels import MODALITIES, stress_from_probs, stress_level, valence_arousal
-from .runtime import Backend, Scores, load_backend
+from .runtime import Backend, Scores, load_backend, sync_torch_threads
 from .towers.asr import Transcriber
 from .towers.video import FaceDetector
 
@@ -165,6 +165,7 @@ def as_backend(model: object = None, runtime: str | None = None) -> Backend:
     if hasattr(model, "state_dict"):  # a torch StressModel (training's class)
         from .runtime.torch_backend import TorchBackend
 
+        sync_torch_threads()
         return TorchBackend(model)
     return load_backend(model, runtime)
 
@@ -198,6 +199,7 @@ class Analyzer:
 
     @property
     def transcriber(self) -> Transcriber:
+        sync_torch_threads()  # Whisper runs on torch: once it is loaded, with the configured threads
         return get_transcriber(self.whisper)
 
     def _temperature(self, key: str) -> float:
@@ -247,6 +249,7 @@ class Analyzer:
         asr = self.transcriber
         if not asr.available:
             return None, None, asr.unavailable_reason
+        sync_torch_threads()  # Whisper runs on torch, which it may just have imported
         t = time.perf_counter()
         said = asr.transcribe(clip.audio)
         text = said.text

@@ -22,7 +22,8 @@ ALLOWED = {
     "towers": set(),
     # torch-free preprocessing; the torch networks (towers.*_net) are re-exported lazily (module __getattr__)
     "towers.video": {"towers.video_net"},
-    "towers.audio": {"towers.audio_net"},
+    "towers.audio": {"towers.audio_net", "towers.audio_dsp"},
+    "towers.audio_dsp": set(),  # numpy only: librosa's feature functions without librosa's import cost
     "towers.text": {"towers.text_net"},
     "towers.asr": set(),
     "towers.video_net": {"towers.video"},  # the torch networks, apart from the torch-free preprocessing

@@ -103,6 +103,38 @@ def test_cli_exports_and_analyses_with_either_runtime(tiny_model_dir, tmp_path):
     assert p.returncode == 2 and p.stderr.startswith("error:") and len(p.stderr.strip().splitlines()) == 1
 
 
+def test_onnx_analysis_of_a_clip_imports_none_of_the_heavy_modules(exported):
+    """`stresslab analyze CLIP` on an exported folder (#15): torch, transformers, librosa, scipy and numba cost a
+    fresh process seconds (tens of seconds when numba's cache is cold) and the ONNX path needs none of them."""
+    fp32, _ = exported
+    code = ("import contextlib, io, json, sys\n"
+            "from stresslab.cli import main\n"
+            "out = io.StringIO()\n"
+            "with contextlib.redirect_stdout(out):\n"
+            f"    status = main(['analyze', {str(CLIPS[0])!r}, '--text', 'fine', '--json', '--model', {str(fp32)!r}])\n"
+            "doc = json.loads(out.getvalue())\n"
+            "heavy = ('torch', 'transformers', 'librosa', 'scipy', 'numba', 'sklearn', 'pandas', 'gradio')\n"
+            "print(status, doc['model']['runtime'], doc['used'], sorted(m for m in heavy if m in sys.modules))\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.strip().splitlines()[-1] == "0 onnx ['video', 'audio', 'text'] []"
+
+
+def test_torch_gets_the_configured_threads_when_a_torch_model_loads(tiny_model_dir):
+    """configure_threads no longer imports torch (the ONNX path never needs it); a torch model still runs with
+    the configured count, set when stresslab loads one."""
+    code = ("import sys\n"
+            "from stresslab.runtime import configure_threads, load_backend\n"
+            "configure_threads(3)\n"  # not a core count torch would pick by itself on usual machines
+            "assert 'torch' not in sys.modules\n"
+            f"backend = load_backend({str(tiny_model_dir)!r})\n"
+            "import torch\n"
+            "print(type(backend).__name__, torch.get_num_threads())\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.strip().splitlines()[-1] == "TorchBackend 3"
+
+
 def test_onnx_words_from_many_threads_at_once(exported):
     """The app analyses in several threads (a visitor's clip while the teaching panel runs the examples)."""
     from concurrent.futures import ThreadPoolExecutor

@@ -8,29 +8,41 @@ an exported folder analyses with onnxruntime alone. Training keeps the torch Str
 from __future__ import annotations
 
 import functools
-import importlib.util
 import os
+import sys
 from pathlib import Path
 
 from .base import Backend, Scores
 
-__all__ = ["Backend", "Scores", "configure_threads", "threads", "load_backend", "load_model", "is_onnx_folder"]
+__all__ = ["Backend", "Scores", "configure_threads", "threads", "sync_torch_threads", "load_backend", "load_model",
+           "is_onnx_folder"]
 _THREADS: int | None = None
+_TORCH_THREADS: int | None = None  # what sync_torch_threads last gave torch
 
 
 def configure_threads(n: int | None = None) -> int:
     """Set the compute threads to n (default: STRESSLAB_THREADS, else the cores, at most 4); returns n.
-    torch (when installed) is set at once; onnxruntime sessions read threads() when they are created."""
+    onnxruntime sessions read threads() when they are created. torch is set at once when it is already imported,
+    else by sync_torch_threads() when a torch model is loaded: importing torch here cost an ONNX-only process
+    (the CLI, the app) seconds for nothing."""
     global _THREADS
     n = n or int(os.environ.get("STRESSLAB_THREADS", min(4, os.cpu_count() or 1)))
     if n < 1:
         raise ValueError(f"STRESSLAB_THREADS must be a positive integer, got {n}")
-    if importlib.util.find_spec("torch") is not None:
-        import torch
-
-        torch.set_num_threads(n)
     _THREADS = n
+    sync_torch_threads()
     return n
+
+
+def sync_torch_threads() -> None:
+    """Give torch the count configure_threads set, if both have happened (torch imported, configure_threads
+    called) and torch does not have it yet; otherwise nothing. Called where stresslab starts using torch."""
+    global _TORCH_THREADS
+    set_threads = getattr(sys.modules.get("torch"), "set_num_threads", None)  # None too while another thread imports it
+    if _THREADS is None or set_threads is None or _TORCH_THREADS == _THREADS:
+        return
+    set_threads(_THREADS)
+    _TORCH_THREADS = _THREADS
 
 
 def threads() -> int:
@@ -59,7 +71,9 @@ def load_backend(name: str | Path | None = None, runtime: str | None = None) -> 
     from ..model import load_model as load_torch
     from .torch_backend import TorchBackend
 
-    return TorchBackend(load_torch(name))
+    model = load_torch(name)
+    sync_torch_threads()
+    return TorchBackend(model)
 
 
 def load_model(name: str | Path | None = None, runtime: str | None = None):
@@ -74,7 +88,9 @@ def load_model(name: str | Path | None = None, runtime: str | None = None):
         return _onnx(name)
     from ..model import load_model as load_torch
 
-    return load_torch(name)
+    model = load_torch(name)
+    sync_torch_threads()
+    return model
 
 
 @functools.lru_cache(maxsize=4)

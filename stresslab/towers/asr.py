@@ -13,8 +13,11 @@ visitor-facing words ("type what was said to include the words"; the settings ar
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import importlib.util
 import os
+import sys
 import tempfile
 import threading
 import urllib.parse
@@ -60,8 +63,29 @@ def resolve_whisper(name: str | None = None) -> Path | None:
     return cached if cached.is_file() else None
 
 
+def _installed() -> bool:
+    """Whether openai-whisper is installed, without importing it (importing whisper imports torch: seconds and
+    hundreds of MB for a process that may never transcribe, e.g. an ONNX app where no Whisper can be had)."""
+    return (sys.modules["whisper"] is not None) if "whisper" in sys.modules else (
+        importlib.util.find_spec("whisper") is not None)
+
+
 def _models() -> dict[str, str]:
+    """whisper's URL table (size name -> URL): the imported module's, else read from its source without importing
+    it (see _installed); {} when whisper is not installed."""
+    loaded = sys.modules.get("whisper")
+    if loaded is not None:
+        return dict(loaded._MODELS)
+    if not _installed():
+        return {}
     try:
+        for node in ast.parse(Path(importlib.util.find_spec("whisper").origin or "").read_text()).body:
+            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "_MODELS"
+                                                    for t in node.targets):
+                return dict(ast.literal_eval(node.value))
+    except (OSError, SyntaxError, ValueError):
+        pass
+    try:  # a whisper whose table is not a literal in its __init__.py: import it after all
         import whisper
     except ImportError:
         return {}
@@ -132,9 +156,7 @@ class Transcriber:
         self.path: Path | None = resolve_whisper(self.name)
         self.url: str | None = None
         self._lock = threading.Lock()
-        try:
-            import whisper  # noqa: F401
-        except ImportError:
+        if not _installed():
             self.unavailable_reason = f"no speech recogniser installed: {TYPE_THE_WORDS}"
             return
         if self.path is not None or self.name.lower() in ("off", "none", "0"):
@@ -162,13 +184,13 @@ class Transcriber:
         with self._lock:
             if self.model is not None or self.unavailable_reason is not None:
                 return self.model
-            import whisper
-
             try:
+                import whisper
+
                 if self.path is None:
                     self.path = fetch(self.url, cache_dir(), self.read_timeout)
                 self.model = whisper.load_model(str(self.path), device=self.device)
-            except (OSError, RuntimeError, ValueError, KeyError) as e:
+            except (ImportError, OSError, RuntimeError, ValueError, KeyError) as e:  # ImportError: a broken install
                 self.unavailable_reason = f"the speech recogniser could not be loaded: {TYPE_THE_WORDS}"
                 self.error = f"{type(e).__name__}: {e}"
             return self.model

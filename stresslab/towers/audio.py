@@ -2,7 +2,7 @@
 
 This file is torch-free (features, the speech decision); the network is in audio_net.py.
 
-Features (librosa, 10 ms hop) per frame, F = 3 * n_mfcc + 5:
+Features (10 ms hop; librosa 0.11's functions, computed in numpy by audio_dsp.py) per frame, F = 3 * n_mfcc + 5:
   MFCC (n_mfcc) and their first and second deltas; log RMS energy and its delta; log F0 (YIN, 0 where unvoiced)
   and its delta; a voicing flag. The encoder normalises them with statistics fitted on the training set
   (buffers stored in the checkpoint), runs a small dilated 1-D CNN, and pools mean and standard deviation over
@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import librosa
 import numpy as np
+
+from . import audio_dsp
 
 
 @dataclass
@@ -57,17 +58,17 @@ def audio_features(wave: np.ndarray, config: AudioConfig | None = None) -> np.nd
     if wave.size < config.n_fft:
         wave = np.pad(wave, (0, config.n_fft - wave.size))
     sr, hop, n_fft = config.sample_rate, config.hop_length, config.n_fft
-    mfcc = librosa.feature.mfcc(y=wave, sr=sr, n_mfcc=config.n_mfcc, n_fft=n_fft, hop_length=hop, n_mels=40)
-    rms = librosa.feature.rms(y=wave, frame_length=n_fft, hop_length=hop)
+    mfcc = audio_dsp.mfcc(wave, sr, config.n_mfcc, n_fft, hop, n_mels=40)
+    rms = audio_dsp.rms(wave, n_fft, hop)
     log_e = np.log(rms + 1e-5)
-    f0 = librosa.yin(wave, fmin=config.fmin, fmax=config.fmax, sr=sr, frame_length=1024, hop_length=hop)[None]
-    zcr = librosa.feature.zero_crossing_rate(wave, frame_length=n_fft, hop_length=hop)
+    f0 = audio_dsp.yin(wave, config.fmin, config.fmax, sr, frame_length=1024, hop=hop)[None]
+    zcr = audio_dsp.zero_crossing_rate(wave, n_fft, hop)
     t = min(mfcc.shape[1], rms.shape[1], f0.shape[1], zcr.shape[1])
     mfcc, log_e, f0, zcr, rms = mfcc[:, :t], log_e[:, :t], f0[:, :t], zcr[:, :t], rms[:, :t]
     voiced = ((rms > 0.05 * rms.max()) & (zcr < 0.3)).astype(np.float32)  # loud, not noise-like
     log_f0 = np.log(f0) * voiced
     width = min(9, t if t % 2 else t - 1)
-    deltas = [np.zeros_like(x) if width < 3 else librosa.feature.delta(x, width=width, order=o)
+    deltas = [np.zeros_like(x) if width < 3 else audio_dsp.delta(x, width=width, order=o)
               for x, o in ((mfcc, 1), (mfcc, 2), (log_e, 1), (log_f0, 1))]
     if config.utterance_norm:  # what the microphone, the room gain and the speaker's vocal tract add is constant
         mfcc, log_e = mfcc - mfcc.mean(1, keepdims=True), log_e - log_e.max()
