@@ -85,10 +85,18 @@ def tiny_model(tiny_model_dir):
 _SHARED_NAMES = {"SHARED", "CREMAD", "EMODB", "FER", "GOEMOTIONS", "RAVDESS"}
 
 
-def _names_needing_shared(tree) -> set[str]:
-    """Module-level names (constants, helpers, fixtures) whose definition reaches the shared corpora, to a fixpoint."""
+def _names_needing_shared(tree, tests: Path | None = None) -> set[str]:
+    """Module-level names (constants, helpers, fixtures) whose definition reaches the shared corpora, to a fixpoint;
+    names imported from another test module (a shared fixture: `from test_train import corpora`) count when they
+    reach the corpora there."""
     import ast
 
+    needing = set(_SHARED_NAMES)
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module and tests is not None \
+                and (tests / f"{node.module}.py").is_file():
+            there = _names_needing_shared(ast.parse((tests / f"{node.module}.py").read_text()), tests)
+            needing |= {a.asname or a.name for a in node.names if a.name in there}
     defs = {}
     for node in tree.body:
         if isinstance(node, ast.Assign | ast.AnnAssign):
@@ -99,7 +107,6 @@ def _names_needing_shared(tree) -> set[str]:
                         defs[n.id] = node
         elif isinstance(node, ast.FunctionDef | ast.ClassDef):
             defs[node.name] = node
-    needing = set(_SHARED_NAMES)
     while True:
         more = {name for name, node in defs.items() if name not in needing
                 and any(isinstance(n, ast.Name) and n.id in needing for n in ast.walk(node))}
@@ -118,7 +125,7 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         path = str(item.path)
         if path not in cache:
-            cache[path] = _names_needing_shared(ast.parse(Path(path).read_text()))
+            cache[path] = _names_needing_shared(ast.parse(Path(path).read_text()), Path(__file__).parent)
         func = getattr(item, "function", None)
         if func is None:
             continue
