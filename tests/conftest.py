@@ -21,6 +21,18 @@ GOEMOTIONS = SHARED / "goemotions-ekman"
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's chromium, driven by Playwright (never `playwright install`)
 
 
+def run_python(code: str, env: dict | None = None, cwd: Path | None = None, timeout: int = 600) -> str:
+    """Run `code` in a fresh `python -c` of this interpreter (a clean sys.modules: what an import really pulls in)
+    and return its stdout; a non-zero exit fails the test with the end of its stderr."""
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True, text=True,
+                       timeout=timeout)
+    assert p.returncode == 0, p.stderr[-2000:]
+    return p.stdout
+
+
 def launch_chromium(playwright, camera: Path | None = None, microphone: Path | None = None):
     """Headless Chromium for the browser tests, offline; with camera/microphone files it fakes both devices (a
     .y4m video and a .wav, played in a loop) and grants them without asking."""

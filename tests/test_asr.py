@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CREMAD
+from conftest import CREMAD, run_python
 
 whisper = pytest.importorskip("whisper")
 
@@ -202,7 +202,6 @@ def test_the_cli_says_type_the_words_offline(tmp_path):
 def test_no_whisper_to_be_had_costs_no_torch_import(tmp_path):
     """An ONNX process where no Whisper can be had (offline, nothing cached) learns so without importing whisper,
     which imports torch (seconds and hundreds of MB at the app's start, #15); the URL table is whisper's own."""
-    import subprocess
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "XDG_CACHE_HOME": str(tmp_path)}
     env.pop("STRESSLAB_WHISPER", None)
@@ -211,9 +210,7 @@ def test_no_whisper_to_be_had_costs_no_torch_import(tmp_path):
             "t = asr.Transcriber()\n"
             "print(json.dumps([t.can_load, t.unavailable_reason, 'whisper' in sys.modules, 'torch' in sys.modules,\n"
             "                  asr._models()]))\n")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    can_load, reason, whisper_imported, torch_imported, table = json.loads(out.stdout)
+    can_load, reason, whisper_imported, torch_imported, table = json.loads(run_python(code, env, timeout=120))
     assert not can_load and asr.TYPE_THE_WORDS in reason
     assert not whisper_imported and not torch_imported
     assert table == whisper._MODELS and "tiny" in table

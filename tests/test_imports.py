@@ -149,13 +149,11 @@ def test_app_uses_only_the_public_api():
 
 def test_analysis_cli_and_onnx_runtime_import_without_torch():
     """What the lean install (stresslab[onnx]) runs imports no torch, transformers or model.py."""
-    import subprocess
-    import sys
+    from conftest import run_python
 
     code = ("import sys; sys.modules['torch'] = None; sys.modules['transformers'] = None\n"
             "import stresslab.analysis, stresslab.cli, stresslab.runtime.onnx_backend, stresslab.live\n"
             "import stresslab.config, stresslab.towers.video, stresslab.towers.audio, stresslab.towers.text\n"
             "import stresslab.corrections.store, stresslab.collections.cli\n"
             "assert 'stresslab.model' not in sys.modules\n")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert p.returncode == 0, p.stderr[-2000:]
+    run_python(code, cwd=ROOT, timeout=300)

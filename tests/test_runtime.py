@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import CREMAD
+from conftest import CREMAD, run_python
 
 import stresslab
 from stresslab.runtime import is_onnx_folder, load_backend
@@ -115,9 +115,7 @@ def test_onnx_analysis_of_a_clip_imports_none_of_the_heavy_modules(exported):
             "doc = json.loads(out.getvalue())\n"
             "heavy = ('torch', 'transformers', 'librosa', 'scipy', 'numba', 'sklearn', 'pandas', 'gradio')\n"
             "print(status, doc['model']['runtime'], doc['used'], sorted(m for m in heavy if m in sys.modules))\n")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
-    assert p.returncode == 0, p.stderr[-2000:]
-    assert p.stdout.strip().splitlines()[-1] == "0 onnx ['video', 'audio', 'text'] []"
+    assert run_python(code).strip().splitlines()[-1] == "0 onnx ['video', 'audio', 'text'] []"
 
 
 def test_torch_gets_the_configured_threads_when_a_torch_model_loads(tiny_model_dir):
@@ -130,9 +128,7 @@ def test_torch_gets_the_configured_threads_when_a_torch_model_loads(tiny_model_d
             f"backend = load_backend({str(tiny_model_dir)!r})\n"
             "import torch\n"
             "print(type(backend).__name__, torch.get_num_threads())\n")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
-    assert p.returncode == 0, p.stderr[-2000:]
-    assert p.stdout.strip().splitlines()[-1] == "TorchBackend 3"
+    assert run_python(code).strip().splitlines()[-1] == "TorchBackend 3"
 
 
 def test_onnx_words_from_many_threads_at_once(exported):
@@ -143,3 +139,21 @@ def test_onnx_words_from_many_threads_at_once(exported):
     with ThreadPoolExecutor(8) as pool:
         shapes = list(pool.map(lambda i: backend.embed_text([f"words {i} " * (i % 7 + 1), "hi"]).shape, range(200)))
     assert shapes == [(2, backend.config.embed_dim)] * 200
+
+
+@pytest.mark.skipif(not CREMAD.is_dir(), reason="needs ../shared/data (the real CREMA-D clips)")
+def test_evaluate_scores_an_exported_folder_like_its_checkpoint(tiny_model_dir, exported, tmp_path, capsys):
+    """training.evaluate (and eval_sets) measure accuracy through the runtime users run: an exported folder is
+    scored on onnxruntime, with the checkpoint's figures (same clips, same answers within float error)."""
+    from training.evaluate import main
+    from training.prepare import prepare
+
+    prepare("cremad", CREMAD, tmp_path / "cremad", link=True)
+    docs = []
+    for folder in (tiny_model_dir, exported[0]):
+        assert main(["--model", str(folder), "--data", str(tmp_path / "cremad"), "--modality", "fused"]) == 0
+        docs.append(json.loads(capsys.readouterr().out))
+    torch_doc, onnx_doc = docs
+    assert onnx_doc["n"] == torch_doc["n"] == 12 and onnx_doc["model"] == str(exported[0])
+    assert onnx_doc["accuracy"] == torch_doc["accuracy"] and onnx_doc["ablation"] == torch_doc["ablation"]
+    assert abs(onnx_doc["ece"] - torch_doc["ece"]) < 1e-3
