@@ -58,13 +58,13 @@ BY_NAME = {s.name: s for s in EVAL_SETS}
 def run(model: str | Path, out: str | Path, root: str | Path = "data/corpora", names: list[str] | None = None,
         progress: bool = True) -> dict[str, dict]:
     """Evaluate the model on each set (or the named ones), write OUT/<name>.json; returns the documents."""
-    from stresslab.model import StressModel
+    from stresslab.runtime import load_model
     from training.evaluate import report
 
     unknown = sorted(set(names or ()) - set(BY_NAME))
     if unknown:
         raise ValueError(f"unknown evaluation sets {unknown}; expected some of {', '.join(BY_NAME)}")
-    net = StressModel.from_pretrained(model)
+    net = load_model(model)  # a torch checkpoint, or an exported folder on onnxruntime
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     done = {}

@@ -24,6 +24,7 @@ import torch
 from stresslab import MODALITIES, ClipError, encode, fuse, load_clip
 from stresslab.labels import EMOTIONS, emotion_id
 from stresslab.model import StressModel
+from stresslab.runtime import Backend, load_model
 from training import data as D
 from training.clip_folder import read_clip_folder
 from training.metrics import classification_report
@@ -63,8 +64,10 @@ def age_group(age: str) -> str:
 
 
 @torch.inference_mode()
-def evaluate(model: StressModel, records: list[dict], modality: str = "fused", progress: bool = False) -> dict:
-    """Metrics of `modality` ('fused' or one of MODALITIES) over the records; skipped clips are counted."""
+def evaluate(model: StressModel | Backend, records: list[dict], modality: str = "fused",
+             progress: bool = False) -> dict:
+    """Metrics of `modality` ('fused' or one of MODALITIES) over the records; skipped clips are counted. model: a
+    StressModel or any Backend (an exported folder on onnxruntime: `stresslab.runtime.load_model`)."""
     y_true, probs, kept, skipped, ablations = [], [], [], [], defaultdict(list)
     it = records
     if progress:
@@ -109,7 +112,7 @@ def evaluate(model: StressModel, records: list[dict], modality: str = "fused", p
     return out
 
 
-def report(model: StressModel, data: str, modality: str = "fused", split: str | None = None,
+def report(model: StressModel | Backend, data: str, modality: str = "fused", split: str | None = None,
            speakers: str | None = None, limit: int = 0, progress: bool = False) -> dict:
     """evaluate() on the records select_records picks (at most `limit`, a stable class-balanced sample), with the
     selection recorded in the document. Raises ValueError when no labelled record matches."""
@@ -141,7 +144,8 @@ def _by(records, y_true, y_pred, key) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.splitlines()[0])
-    p.add_argument("--model", required=True, help="checkpoint folder or Hub id")
+    p.add_argument("--model", required=True, help="checkpoint folder or Hub id, or a folder `stresslab export` wrote "
+                   "(scored on onnxruntime, the path its users run)")
     p.add_argument("--data", required=True, help="a clip folder (training.prepare writes them)")
     p.add_argument("--modality", default="fused", choices=["fused", *MODALITIES])
     p.add_argument("--split", help="only records of this split (train, dev, val, test)")
@@ -152,8 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     try:
-        doc = report(StressModel.from_pretrained(args.model), args.data, args.modality, args.split, args.speakers,
-                     args.limit, progress=True)
+        doc = report(load_model(args.model), args.data, args.modality, args.split, args.speakers, args.limit,
+                     progress=True)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
