@@ -38,7 +38,7 @@ def test_card_reads_calibration_cv_matrix_and_provenance(tiny_model_dir, tmp_pat
         in text.replace("audio tower | ", "")
     assert "`not_sure_below` = 0.41" in text and "| audio | 1.70 | 140 | 0.210 | 0.040 |" in text
     assert "**UAR 0.612** mean over folds, 0.601 pooled (folds: 01+07+19: 0.55, 02+08+20: 0.67)" in text
-    assert "| CREMA-D sample (English) + RAVDESS (English) | EmoDB (German), all speakers | 350 | 0.214 | 0.204 |" \
+    assert "| CREMA-D sample, English + RAVDESS, English | EmoDB, German (all speakers) | 350 | 0.214 | 0.204 |" \
         in text
     assert "the video tower was carried over unchanged from the previous default" in text
     assert "RAVDESS speech" in text and "CC BY-NC-SA 4.0" in text and "datasets: [CREMA-D, EmoDB, GoEmotions, " \

@@ -165,13 +165,14 @@ def speaker_cv(records: list[dict], feats: list[np.ndarray], fit: Callable[[list
             "uar_pooled": pooled["uar"], "accuracy_pooled": pooled["accuracy"]}
 
 
-def markdown(result: dict[str, dict]) -> str:
-    """The matrix as a Markdown table for the model card / README."""
+def markdown(result: dict[str, dict], names: dict[str, str] | None = None) -> str:
+    """The matrix as a Markdown table for the model card / README; names: how to print each corpus id."""
+    names = names or {}
     lines = ["| trained on | tested on (never heard) | n | accuracy | UAR |", "| --- | --- | --- | --- | --- |"]
     for key, row in result.items():
-        t = row["test"]
-        lines.append(f"| {' + '.join(row['trained_on'])} | {key.removeprefix('without ')} (all speakers) | {t['n']} "
-                     f"| {t['accuracy']:.3f} | {t['uar']:.3f} |")
+        t, held = row["test"], key.removeprefix("without ")
+        lines.append(f"| {' + '.join(names.get(c, c) for c in row['trained_on'])} | {names.get(held, held)} (all "
+                     f"speakers) | {t['n']} | {t['accuracy']:.3f} | {t['uar']:.3f} |")
     return "\n".join(lines)
 
 

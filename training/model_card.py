@@ -12,9 +12,10 @@ import argparse
 import json
 from pathlib import Path
 
+from training.crosscorpus import markdown
 from training.eval_sets import EVAL_SETS
 
-CORPUS_NAMES = {"emodb": "EmoDB (German)", "ravdess": "RAVDESS (English)", "cremad": "CREMA-D sample (English)"}
+CORPUS_NAMES = {"emodb": "EmoDB, German", "ravdess": "RAVDESS, English", "cremad": "CREMA-D sample, English"}
 
 
 def _log(run: Path) -> list[dict]:
@@ -56,16 +57,9 @@ learns from the other actors, EmoDB's non-test speakers and the CREMA-D sample; 
 **UAR {cv['uar']:.3f}** mean over folds, {cv['uar_pooled']:.3f} pooled (folds: {folds}).
 """)
     for path in sorted(evals.glob("crosscorpus-audio-*.json")):
-        doc = json.loads(path.read_text())
         learner = path.stem.removeprefix("crosscorpus-audio-")
-        for variant, matrix in (doc.items() if all("without" not in k for k in doc) else [("", doc)]):
-            rows = [f"| {' + '.join(CORPUS_NAMES.get(c, c) for c in row['trained_on'])} | "
-                    f"{CORPUS_NAMES.get(k.removeprefix('without '), k)}, all speakers | {row['test']['n']} | "
-                    f"{row['test']['accuracy']:.3f} | {row['test']['uar']:.3f} |" for k, row in matrix.items()]
-            out.append(f"Cross-corpus, learner `{learner}`{f' ({variant})' if variant else ''} "
-                       f"(`python -m training.crosscorpus`; {path.name}):\n\n"
-                       "| trained on | tested on (never heard) | n | accuracy | UAR |\n"
-                       "| --- | --- | --- | --- | --- |\n" + "\n".join(rows) + "\n")
+        out.append(f"Cross-corpus, learner `{learner}` (`python -m training.crosscorpus`; {path.name}):\n\n"
+                   + markdown(json.loads(path.read_text()), CORPUS_NAMES) + "\n")
     if not out:
         return ""
     return ("## Voices it never heard\nChance is 0.17 (six classes). Within a corpus, with other speakers of it in "
