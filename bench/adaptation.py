@@ -1,7 +1,7 @@
 """Adaptation (issue 17): UAR on new speakers against the number of corrections from other new speakers, beside
 forgetting on the original evaluation sets, through the same code as `stresslab finetune` (training.finetune).
 
-    .venv/bin/python -m bench.adaptation --data DIR [--counts 0 25 50 100 250] [--steps 200] [--no-readme]
+    .venv/bin/python -m bench.adaptation --data DIR --model MODEL [--counts 0 25 50 100 250] [--no-readme]
 
 DIR holds prepared clip folders: ravdess/ (needed: `python -m training.prepare ravdess ../shared/data/ravdess-speech
 DIR/ravdess --link`) and, for forgetting, emodb/, cremad/, goemotions/ (training.eval_sets' sets on them).
@@ -10,7 +10,9 @@ trained on these actors, so measure from a model trained without RAVDESS (the 0.
 28b7a2f:models/default/<file>). Of its 18 actors here, 05 + 06 are its validation speakers in
 training.data.DEFAULT_SPLITS (kept out of both groups below), the corrections come from actors CORRECTORS and the
 figures are measured on actors MEASURED, never corrected.
-Each count n takes the first n of one stable shuffle of the correctors' clips (the same clips grow).
+Each count n takes the first n of one stable shuffle of the correctors' clips (the same clips grow), fine-tuned with
+`stresslab finetune`'s default settings; at the largest count, VARIANTS show what replay and distillation each do.
+MODEL's replay set must come from MODEL's own towers (`python -m training.replay --model MODEL`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import copy
 import json
 import time
 from collections import Counter
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -65,30 +68,30 @@ def forgetting(model, sets: dict) -> dict[str, float]:
     return {name: score(model, items)[answer]["uar"] for name, (answer, items) in sets.items()}
 
 
+VARIANTS = {  # compared at the largest count, beside the default (training.finetune.FinetuneConfig)
+    "no replay": {"replay": 0},
+    "distillation on the corrections, no replay": {"replay": 0, "distill": 1.0},
+}
+
+
 def _row(run: dict, before: dict) -> str:
     lost = ", ".join(f"{k} {v - before[k]:+.3f}" for k, v in run["original"].items()) or "-"
-    replay = "yes" if run.get("replay") else "no"
-    return (f"| {run['n']} | {run.get('lr', 1e-4):g} | {run['distill']:g} | {replay} | {run['audio_uar']:.3f} | "
-            f"{run['fused_uar']:.3f} | {lost} | {run['seconds']:.0f} |")
+    return (f"| {run['n']} | {run['variant']} | {run['audio_uar']:.3f} | {run['fused_uar']:.3f} | {lost} | "
+            f"{run['seconds']:.0f} |")
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True, help="folder of prepared clip folders (ravdess/ at least)")
     p.add_argument("--model", default=str(ROOT / "models" / "default"))
+    p.add_argument("--replay", help="the replay set (training.replay); default MODEL/replay.safetensors")
     p.add_argument("--counts", type=int, nargs="*", default=[0, 25, 50, 100, 250])
-    p.add_argument("--steps", type=int, default=200)
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--distill", type=float, nargs="*", default=[1.0, 0.0],
-                   help="distillation weights compared at the largest count (the first is the curve's)")
-    p.add_argument("--replay", help="also, at the largest count: this replay.safetensors (training.replay)")
-    p.add_argument("--name", default="adaptation", help="bench/results/NAME.json; the README table (written by "
-                   "the run named adaptation) adds the runs of every adaptation-*.json")
+    p.add_argument("--no-variants", action="store_true", help="only the curve, with the default settings")
     p.add_argument("--no-readme", action="store_true")
     p.add_argument("--table", action="store_true", help="only write the README table from bench/results")
     args = p.parse_args(argv)
     if args.table:
-        return table(args.steps)
+        return table()
     import torch
 
     from stresslab.model import StressModel
@@ -97,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(2)
     data = Path(args.data)
+    replay = Path(args.replay) if args.replay else FT.replay_path(args.model)
     initial = StressModel.from_pretrained(args.model)
     initial.config.audio.speech_detector = "relative"
     records = FD.from_clip_folder(data / "ravdess")
@@ -104,56 +108,47 @@ def main(argv: list[str] | None = None) -> int:
     pool = FD.to_usable([r for r in records if r.speaker in CORRECTORS], initial.config, skipped)
     test = FD.to_usable([r for r in records if r.speaker in MEASURED], initial.config, skipped)
     pool = [pool[i] for i in np.random.default_rng(0).permutation(len(pool))]
-    results = {"correctors": CORRECTORS, "measured": MEASURED, "n_measured": len(test), "steps": args.steps,
-               "runs": []}
+    default = FT.FinetuneConfig()
+    results = {"correctors": CORRECTORS, "measured": MEASURED, "n_measured": len(test), "config": asdict(default),
+               "replay": str(replay) if replay else None, "runs": []}
     sets = original_sets(data, initial.config)
     results["original_before"] = forgetting(initial, sets)
     for n in args.counts:
-        variants = [(d, None) for d in (args.distill if n == max(args.counts) else args.distill[:1])]
-        if args.replay and n == max(args.counts):
-            variants.append((args.distill[0] if args.distill else 1.0, Path(args.replay)))
-        for distill, replay in variants:
+        variants = {"default": {}}
+        if n == max(args.counts) and not args.no_variants:
+            variants.update(VARIANTS)
+        for name, change in variants.items():
             model, seconds = copy.deepcopy(initial), 0.0
             if n:
-                cfg = FT.FinetuneConfig(steps=args.steps, distill=distill, lr=args.lr)
                 t = time.time()
-                model, _ = FT.finetune(model, pool[:n], cfg, replay)
+                model, _ = FT.finetune(model, pool[:n], replace(default, **change), replay)
                 seconds = time.time() - t
             s = FT.score(model, test)
-            run = {"n": n, "distill": distill, "lr": args.lr, "replay": replay is not None,
-                   "seconds": round(seconds, 1), "audio_uar": s["audio"]["uar"], "fused_uar": s["fused"]["uar"],
-                   "original": forgetting(model, sets)}
+            run = {"n": n, "variant": name, "change": change, "seconds": round(seconds, 1),
+                   "audio_uar": s["audio"]["uar"], "fused_uar": s["fused"]["uar"], "original": forgetting(model, sets)}
             results["runs"].append(run)
             print(run, flush=True)
-            write_json(args.name, results)  # after each run: a stopped bench keeps what it measured
-    return 0 if args.no_readme else table(args.steps)
+            write_json("adaptation", results)  # after each run: a stopped bench keeps what it measured
+    return 0 if args.no_readme else table()
 
 
-def table(steps: int) -> int:
-    """The README table from bench/results/adaptation.json and adaptation-*.json (runs split over processes use
-    more of a shared machine): one row per count, distillation and replay; the first file's figures before."""
-    files = sorted((ROOT / "bench" / "results").glob("adaptation*.json"))
-    if not files:
-        raise SystemExit("error: no bench/results/adaptation*.json yet: run the bench first")
-    docs = [json.loads(f.read_text()) for f in files]
-    results = docs[0]
-    before, steps = results["original_before"], results.get("steps", steps)
-    runs, seen = [], set()
-    for doc in docs:
-        for r in doc["runs"]:
-            key = (r["n"], r["distill"], r.get("replay", False), r.get("lr", 1e-4))
-            if key not in seen:
-                runs.append(r)
-                seen.add(key)
-    runs.sort(key=lambda r: (r["n"], -r["distill"], r.get("replay", False)))
-    text = ("| corrections | lr | distillation | replay | audio UAR | fused UAR | change on the original sets (UAR) | "
-             "fine-tuning s |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n"
-             + "\n".join(_row(r, before) for r in runs))
+def table() -> int:
+    """The README table from bench/results/adaptation.json."""
+    path = ROOT / "bench" / "results" / "adaptation.json"
+    if not path.is_file():
+        raise SystemExit("error: no bench/results/adaptation.json yet: run the bench first")
+    results = json.loads(path.read_text())
+    before, cfg = results["original_before"], results["config"]
+    text = ("| corrections | settings | audio UAR | fused UAR | change on the original sets (UAR) | fine-tuning s |\n"
+            "| --- | --- | --- | --- | --- | --- |\n" + "\n".join(_row(r, before) for r in results["runs"]))
+    replay = Path(results["replay"]).name if results["replay"] else "none"
     note = (f"\n\nRAVDESS corrections from actors {', '.join(CORRECTORS)} (the first n of one shuffle); UAR on "
-            f"{results['n_measured']} clips of actors {', '.join(MEASURED)}, never corrected; {steps} steps of 16. "
-            "Original "
-            "sets before: " + ", ".join(f"{k} {v:.3f}" for k, v in before.items())
-            + f" (GoEmotions: {TEXT_LIMIT} dev sentences). 2 torch threads on the shared 2-core machine.")
+            f"{results['n_measured']} clips of actors {', '.join(MEASURED)}, never corrected. Default settings "
+            f"(`stresslab finetune`): {cfg['steps']} steps of {cfg['batch']}, lr {cfg['lr']:g}, {cfg['replay']} "
+            f"replay rows per modality and step ({replay}) with distillation {cfg['replay_distill']:g} on them, "
+            f"distillation on the corrections {cfg['distill']:g}. Original sets before: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in before.items())
+            + f" (GoEmotions: {TEXT_LIMIT} dev sentences). 2 torch threads on the 2-core machine.")
     update_readme("adaptation", text + note)
     print(text + note)
     return 0

@@ -58,9 +58,28 @@ def workdir(tmp_path_factory) -> Path:
     from safetensors import safe_open
 
     with safe_open(str(tiny / "replay.safetensors"), "pt") as f:
-        assert {k: f.get_slice(k).get_shape()[0] for k in f.keys()} == {"video.emb": 6, "video.y": 6, "audio.emb": 6,
-                                                                         "audio.y": 6}  # CREMA-D actor 1001
+        assert {k: f.get_slice(k).get_shape()[0] for k in f.keys()} == {
+            "video.emb": 6, "video.y": 6, "audio.emb": 6, "audio.y": 6, "audio.x": 6, "audio.len": 6}  # actor 1001
     return root
+
+
+@needs_data
+def test_the_replayed_voice_features_are_what_the_tower_embedded(workdir: Path):
+    """The replay set's voice inputs, through the initial model's tower, give its stored embeddings back: rehearsal
+    trains the tower on the very features (and labels) the replay set describes."""
+    import torch
+
+    from stresslab.model import StressModel
+    from training.finetune import _replay_predict, load_replay
+
+    model = StressModel.from_pretrained(workdir / "models" / "tiny").eval()
+    r = load_replay(workdir / "models" / "tiny" / "replay.safetensors")["audio"]
+    assert r["x"].shape[:2] == (6, int(r["len"].max())) and r["x"].shape[2] == model.config.audio.n_features
+    with torch.no_grad():
+        emb = model.audio(r["x"], r["len"])
+        fused, own = _replay_predict(model, "audio", r, torch.arange(6))
+    assert torch.allclose(emb, r["emb"], atol=2e-2), float((emb - r["emb"]).abs().max())
+    assert torch.allclose(own, model.heads["audio"](r["emb"]), atol=5e-2)
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +128,8 @@ def test_finetune_on_a_clean_checkout(workdir: Path, tuned):
     assert record["replay"] and (out / "replay.safetensors").is_file()  # MODEL's replay set, carried along
     card = (out / "README.md").read_text()
     assert "Skipped as unusable: 1 no emotion (none), 1 unreadable file, 2 no usable modality" in card
-    assert "fine-tuned on corrections" in card and "UAR before" in card and "tower *embeddings*" in card
+    assert "fine-tuned on corrections" in card and "UAR before" in card
+    assert "voice features fed through the voice tower" in card
     config = json.loads((out / "config.json").read_text())
     assert config["audio"]["speech_detector"] == "relative"
 

@@ -25,8 +25,10 @@ def card(record: dict, init_card: str = "") -> str:
             f"{d['after'] - d['before']:+.3f} |" for name, d in record["original"].items()]
     if record["replay"]:
         forgetting = (f"- replay: {cfg['replay']} rows per modality and step of the initial checkpoint's "
-                      "replay.safetensors (copied here): tower *embeddings* of redistributable corpora (not the "
-                      "media; see training/replay.py), fed through the heads and the fusion with their labels;")
+                      "replay.safetensors (copied here; redistributable corpora, never their media: voice "
+                      "features fed through the voice tower, face and text embeddings through the heads, see "
+                      "training/replay.py), with their labels' cross-entropy and "
+                      f"{cfg.get('replay_distill', 0):g} x KL to the initial model's outputs on them;")
     else:
         forgetting = "- replay: none (the initial checkpoint ships no replay.safetensors);"
     off = "" if cfg["distill"] else " (off)"
