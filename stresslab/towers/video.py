@@ -8,6 +8,7 @@ initialised from a Hub id such as "microsoft/resnet-18" by VideoEncoder.from_bac
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import cv2
@@ -36,14 +37,28 @@ Box = tuple[int, int, int, int]  # x, y, width, height in frame pixels
 
 
 class FaceDetector:
-    """The largest frontal face in each frame, by OpenCV's Haar cascade."""
+    """The largest frontal face in each frame, by OpenCV's Haar cascade. Safe to share between threads (a live
+    stream and an upload's analysis): a CascadeClassifier is not, so each thread gets its own, loaded on first use."""
+
+    PATH = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
 
     def __init__(self, config: VideoConfig | None = None):
         self.config = config or VideoConfig()
-        path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
-        self.cascade = cv2.CascadeClassifier(path)
-        if self.cascade.empty():
-            raise RuntimeError(f"OpenCV's Haar cascade is missing at {path} (opencv-python-headless < 5 ships it)")
+        self._local = threading.local()
+        self._load()  # fail here, at start-up, when the cascade file is missing
+
+    def _load(self) -> cv2.CascadeClassifier:
+        cascade = cv2.CascadeClassifier(self.PATH)
+        if cascade.empty():
+            raise RuntimeError(f"OpenCV's Haar cascade is missing at {self.PATH} (opencv-python-headless < 5 ships "
+                               "it)")
+        self._local.cascade = cascade
+        return cascade
+
+    @property
+    def cascade(self) -> cv2.CascadeClassifier:
+        """This thread's cascade."""
+        return getattr(self._local, "cascade", None) or self._load()
 
     def __call__(self, frames: np.ndarray) -> list[Box | None]:
         """frames: (T, H, W, 3) uint8 RGB -> one box (or None) per frame, tracking from frame to frame."""
