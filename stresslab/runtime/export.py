@@ -7,19 +7,25 @@ The folder keeps the checkpoint's config.json, tokenizer/ and card, and adds onn
   fusion.onnx  video, audio, text (B, D) float32, mask (B, 3) bool -> fused_logits (B, K), weights (B, 3),
                video_logits, audio_logits, text_logits (B, K)[, stress (B,)]
   manifest.json  format, precision, which operations stayed float, the file sizes
-int8 uses onnxruntime's dynamic quantisation (weights int8, activations quantised on the fly) on the operations
-listed in INT8_OPS: the text transformer's MatMuls and its embedding Gather. Convolutions (the face CNN, the voice
-CNN) stay float32: on these 2 cores their int8 kernels (ConvInteger) were slower than float and cost accuracy.
+int8 quantises the text transformer (nine tenths of the weights), on the operations listed in INT8_OPS: its
+MatMuls become MatMulNBits (weights in 4-bit blocks of WEIGHT_BLOCK with a float scale each, int8 arithmetic:
+accuracy level 4) and its embedding table a GatherBlockQuantized of the same blocks (onnxruntime's
+MatMulNBitsQuantizer). Measured on the bundled default (GoEmotions dev, 4,647 sentences): macro-F1 0.593 with
+per-row int8 weights (dynamic quantisation) and 0.600 with these 4-bit blocks, and the folder falls from 29 to
+19 MB. Convolutions (the face CNN, the voice CNN) stay float32: on these 2 cores their int8 kernels (ConvInteger)
+were slower than float and cost accuracy.
 This module needs torch (export), onnx and onnxruntime; analysing the result needs only onnxruntime.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -29,7 +35,8 @@ from ..model import StressModel
 FORMAT = "stresslab-onnx"
 FORMAT_VERSION = 1
 OPSET = 18
-INT8_OPS = ["MatMul", "Gather"]  # dynamic int8 on the text transformer; convolutions stay float32
+INT8_OPS = ["MatMul", "Gather"]  # the text transformer's, 4-bit weight blocks; convolutions stay float32
+WEIGHT_BITS, WEIGHT_BLOCK = 4, 128
 
 
 class _Video(nn.Module):
@@ -71,7 +78,7 @@ class _Fusion(nn.Module):
 
 
 def _export(module: nn.Module, args: tuple, names: list[str], outputs: list[str], dynamic: dict, path: Path) -> None:
-    program = torch.onnx.export(module, args, input_names=names, output_names=outputs, dynamic_axes=dynamic,
+    program = torch.onnx.export(module.eval(), args, input_names=names, output_names=outputs, dynamic_axes=dynamic,
                                 opset_version=OPSET, dynamo=True, verbose=False)
     program.save(str(path), external_data=False)
 
@@ -115,6 +122,7 @@ def export(model: StressModel, out: str | Path, int8: bool = False) -> Path:
             float_ops = ["Conv (video.onnx, audio.onnx)", "fusion.onnx", "LayerNorm/Softmax (text.onnx)"]
         manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "opset": OPSET,
                     "precision": "int8" if int8 else "float32", "int8_ops": INT8_OPS if int8 else [],
+                    "weights": f"{WEIGHT_BITS}-bit weight blocks of {WEIGHT_BLOCK}" if int8 else "float32",
                     "float": float_ops, "stress_head": model.stress_head is not None,
                     "files": {p.name: p.stat().st_size for p in sorted(graphs.glob("*.onnx"))}}
         (graphs / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -127,11 +135,21 @@ def export(model: StressModel, out: str | Path, int8: bool = False) -> Path:
 
 
 def _quantize(path: Path) -> None:
-    """Dynamic int8 quantisation of one graph, in place (weights int8, activations quantised per batch)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    """Quantise one graph's INT8_OPS in place: WEIGHT_BITS-bit symmetric weight blocks, int8 arithmetic."""
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
+    q = MatMulNBitsQuantizer(str(path), bits=WEIGHT_BITS, block_size=WEIGHT_BLOCK, is_symmetric=True,
+                             accuracy_level=4, op_types_to_quantize=tuple(INT8_OPS),
+                             quant_axes=(("MatMul", 0), ("Gather", 1)))
+    chatty = logging.getLogger(MatMulNBitsQuantizer.__module__)  # a line per node at INFO: the library is quiet
+    level, chatty.level = chatty.level, logging.WARNING
+    try:
+        with np.errstate(divide="ignore", invalid="ignore"):  # all-zero blocks: scale 0, handled by the quantizer
+            q.process()
+    finally:
+        chatty.setLevel(level)
     tmp = path.with_suffix(".int8.onnx")
-    quantize_dynamic(str(path), str(tmp), weight_type=QuantType.QInt8, op_types_to_quantize=INT8_OPS)
+    q.model.save_model_to_file(str(tmp))
     tmp.replace(path)
 
 
@@ -139,7 +157,8 @@ def _card_note(card: Path, manifest: dict) -> None:
     """Say in the model card which runtime and precision this folder holds."""
     note = (f"\n\n## Runtime\n\nThis folder holds ONNX graphs for onnxruntime (opset {manifest['opset']}), "
             f"precision **{manifest['precision']}**"
-            + (f" (dynamic int8 on {', '.join(manifest['int8_ops'])}; float32 kept for "
-               f"{', '.join(manifest['float'])})" if manifest["precision"] == "int8" else "")
+            + (f" (int8 arithmetic with {manifest['weights']} on the text transformer's "
+               f"{', '.join(manifest['int8_ops'])}; float32 kept for {', '.join(manifest['float'])})"
+               if manifest["precision"] == "int8" else "")
             + ". Analyse with `stresslab analyze --model THIS_FOLDER` (torch is not needed).\n")
     card.write_text(card.read_text() + note)
