@@ -91,8 +91,11 @@ def test_live_stream_updates_stops_and_analyses_the_last_seconds(page, server):
 
     both = wait_for(page, with_voice, timeout=60)
     assert "attention" in both["text"]
-    page.wait_for_selector("#live-timeline .js-plotly-plot .main-svg", timeout=WAIT)
-    page.wait_for_selector("#live-gauge .js-plotly-plot .main-svg", timeout=WAIT)
+    page.wait_for_selector("#live-figures svg.lf-timeline polyline", timeout=WAIT)  # redrawn each second
+    page.wait_for_selector("#live-figures .lf-meter i", timeout=WAIT)
+    grown = int(page.get_attribute("#live-figures svg.lf-timeline", "data-points"))
+    page.wait_for_function(f"() => +document.querySelector('#live-figures svg.lf-timeline').dataset.points > {grown}",
+                           timeout=WAIT)
     page.locator("#live").screenshot(path=str(SHOTS / "live.png"))
     # stop: the camera's own button offers to record again, and the answers stop
     page.click("#live-stop")

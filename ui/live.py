@@ -27,14 +27,17 @@ import gradio as gr
 import numpy as np
 
 import stresslab
-from ui import plots
+from ui import live_figures, plots
 
 log = logging.getLogger("stresslab.live")
 FRAME_EVERY = 0.15  # s between webcam frames sent by the page (one is skipped while the previous is answered)
 AUDIO_EVERY = 0.5  # s of microphone audio per chunk
-PLOTS_EVERY = 2.0  # s between redraws of the figures, by a timer (the text answer is redrawn with every frame)
+FIGURES_EVERY = 1.0  # s between redraws of the figures (ui/live_figures.py), by a timer; the answer: every frame
 STOP_GRACE = 1.5  # s after Stop during which frames still in flight are ignored
 IDLE = 900.0  # s without a frame or a chunk after which a tab's session is dropped (a tab that closed unseen)
+# The camera at 320x240 (Gradio asks for 1920x1440): the face finder works at 320 px anyway, and each frame is then
+# a ~15 kB JPEG to encode, send and decode instead of ~300 kB.
+WEBCAM = gr.WebcamOptions(mirror=True, constraints={"video": {"width": {"ideal": 320}, "height": {"ideal": 240}}})
 
 
 def click_js(start: bool) -> str:
@@ -78,18 +81,6 @@ def answer_html(r: dict, received: float, answered: float) -> str:
             f"data-answered='{answered:.4f}' data-points='{len(r['timeline'])}'>"
             f"<p class='live-headline'>{head}</p><table>{''.join(rows)}</table>"
             f"<p class='live-clock'>{live.get('now', 0):.1f} s since the stream started</p></div>")
-
-
-def timeline_figure(r: dict, seconds: float):
-    """plots.timeline over the last `seconds`, scrolling with the stream (points are answers, by time)."""
-    points = [{**p, "start": p["time"], "end": p["time"]} for p in r["timeline"]]
-    fig = plots.timeline({**r, "timeline": points, "probabilities": r["probabilities"] or dict.fromkeys(
-        stresslab.EMOTIONS, 0.0)})
-    if points:
-        end = points[-1]["time"]
-        fig.update_xaxes(range=[max(0.0, end - seconds), max(end, seconds)])
-        fig.update_layout(title_text=f"Live, the last {seconds:.0f} s: {len(points)} answers")
-    return fig
 
 
 def write_video(clip: stresslab.Clip, path: Path) -> Path:
@@ -182,17 +173,14 @@ class LiveTab:
         s.latest = s.live.update()
         return answer_html(s.latest, received, time.time())
 
-    def redraw(self, request: gr.Request) -> dict:
-        """The timer's tick: the figures and the JSON for the latest answer, when there is a new one."""
-        c, s = self.c, self._session(request.session_hash, start=False)
+    def redraw(self, request: gr.Request):
+        """The timer's tick: the figures for the latest answer, when there is a new one."""
+        s = self._session(request.session_hash, start=False)
         r = getattr(s, "latest", None)
         if r is None or r is getattr(s, "drawn", None):
-            return {c.timeline: gr.skip()}
+            return gr.skip()
         s.drawn = r
-        out = {c.timeline: timeline_figure(r, self.settings.timeline_seconds)}
-        if r["emotion"]:  # each modality's answer and attention are in the HTML answer, redrawn with every frame
-            out.update({c.fused: plots.fused_bar(r), c.gauge: plots.stress_gauge(r)})
-        return out
+        return live_figures.figures(r, self.settings.timeline_seconds)
 
     def audio(self, chunk: tuple | None, request: gr.Request) -> None:
         """A microphone chunk (rate, samples) -> the session's audio, placed on the stream's clock."""
@@ -243,7 +231,7 @@ class LiveTab:
             with gr.Row(equal_height=False):
                 with gr.Column(scale=1, min_width=300):
                     c.camera = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="camera",
-                                        elem_id="live-camera", height=260)
+                                        elem_id="live-camera", height=260, webcam_options=WEBCAM)
                     c.mic = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="microphone",
                                      elem_id="live-mic")
                     c.text = gr.Textbox(label="words: type what you say to include them", lines=1,
@@ -257,14 +245,11 @@ class LiveTab:
                     c.status = gr.Markdown("Not streaming.", elem_id="live-status")
                 with gr.Column(scale=2):
                     c.answer = gr.HTML(elem_id="live-answer")
-                    with gr.Row():
-                        c.fused = gr.Plot(elem_id="live-fused", show_label=False, min_width=280)
-                        c.gauge = gr.Plot(elem_id="live-gauge", show_label=False, min_width=280)
-                    c.timeline = gr.Plot(elem_id="live-timeline", show_label=False)
+                    c.figures = gr.HTML(elem_id="live-figures")
                     with gr.Accordion("the last live answer as JSON (shown after Stop)", open=False):
                         c.raw = gr.JSON(elem_id="live-json")
-        c.timer = gr.Timer(PLOTS_EVERY, active=False)
-        c.timer.tick(self.redraw, None, [c.timeline, c.fused, c.gauge],
+        c.timer = gr.Timer(FIGURES_EVERY, active=False)
+        c.timer.tick(self.redraw, None, c.figures,
                      concurrency_id="live-figures", concurrency_limit=self.streams, show_progress="hidden",
                      api_visibility="private")
         c.camera.stream(self.frame, c.camera, c.answer, stream_every=FRAME_EVERY, time_limit=self.time_limit,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from ui import live_figures
 from ui.plots import MODALITY_NAMES
 
 SYSTEM_FONTS = ("system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue", "Arial", "sans-serif")
@@ -72,7 +73,7 @@ html, body, gradio-app { overflow-x: hidden; }
   #upload-video, #upload-audio, #upload-image { min-height: 0 !important; }
   .gradio-container { padding: 4px !important; }
 }
-"""
+""" + live_figures.CSS
 
 # Runs once when the page loads: the status line becomes a polite live region (screen readers announce each answer).
 JS = """() => {
