@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,17 +150,23 @@ class StressModel(nn.Module):
                              f"differ, e.g. {diff[0]})")
         model = cls(config, TextEncoder(config.text, config.embed_dim, tokenizer))
         model.load_state_dict(load_file(weights), strict=True)
+        model.folder = folder  # where it came from: push_to_hub carries the folder's replay set along
         return model
 
     def push_to_hub(self, repo_id: str, token: str | None = None, private: bool = True,
                     model_card: str | None = None, commit_message: str = "Upload stresslab model") -> str:
-        """Save to a temporary folder and upload it as a Hub model repo; returns the commit URL."""
+        """Save to a temporary folder and upload it as a Hub model repo; returns the commit URL. A model loaded from a
+        folder that holds a replay set (replay.safetensors, training.replay) takes it along, so `stresslab finetune`
+        can rehearse it from the Hub too."""
         from huggingface_hub import HfApi
 
         api = HfApi(token=token)
         api.create_repo(repo_id, private=private, exist_ok=True)
         with tempfile.TemporaryDirectory() as tmp:
             self.save_pretrained(tmp, model_card=model_card)
+            source = getattr(self, "folder", None)
+            if source is not None and (Path(source) / "replay.safetensors").is_file():
+                shutil.copy2(Path(source) / "replay.safetensors", Path(tmp) / "replay.safetensors")
             return str(api.upload_folder(repo_id=repo_id, folder_path=tmp, commit_message=commit_message))
 
 

@@ -173,7 +173,7 @@ def test_the_result_pushes_to_the_hub_like_any_checkpoint(tuned, monkeypatch):
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
     card = (out / "README.md").read_text()
     StressModel.from_pretrained(out).push_to_hub("me/tuned", token="t", model_card=card)
-    assert uploaded["files"] == ["README.md", "config.json", "model.safetensors", "tokenizer"]
+    assert uploaded["files"] == ["README.md", "config.json", "model.safetensors", "replay.safetensors", "tokenizer"]
     assert uploaded["card"] == card and uploaded["config"]["audio"]["speech_detector"] == "relative"
 
 
