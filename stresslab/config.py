@@ -130,6 +130,12 @@ def _check_nested(where: str, value: Any, key: str = "") -> None:
             raise ValueError(f"{where}: expected {low} to {high}, got {value}")
 
 
+def is_hub_id(name: str | Path) -> bool:
+    """Whether a model name can only be a Hugging Face repo id: no folder by that name here, and none of what only
+    a path has (a suffix, a leading ".", "/" or "~")."""
+    return not (Path(name).expanduser().is_dir() or Path(name).suffix or str(name).startswith((".", "/", "~")))
+
+
 def default_model_name() -> str:
     """STRESSLAB_MODEL if set, else the bundled models/default folder."""
     return os.environ.get("STRESSLAB_MODEL") or str(DEFAULT_MODEL_DIR)

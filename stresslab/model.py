@@ -36,6 +36,7 @@ from .config import (  # noqa: F401 (ModelConfig & co. are part of this module's
     CheckpointError,
     ModelConfig,
     default_model_name,
+    is_hub_id,
 )
 from .fusion import MODALITIES, AttentionFusion, FusionOutput
 from .towers.audio_net import AudioEncoder
@@ -109,7 +110,7 @@ class StressModel(nn.Module):
         for anything else that stops it loading: see the module docstring for what is checked."""
         folder = Path(name).expanduser()
         if not folder.is_dir():
-            if Path(name).suffix or str(name).startswith((".", "/", "~")):
+            if not is_hub_id(name):
                 raise FileNotFoundError(f"no checkpoint folder at {name}")
             from huggingface_hub import snapshot_download
 

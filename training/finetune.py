@@ -55,6 +55,10 @@ class FinetuneConfig:
     threads: int = 2
 
 
+# The FinetuneConfig fields `stresslab finetune` takes as --options (--text-tower is a flag).
+OPTIONS = ("steps", "batch", "lr", "distill", "replay", "replay_distill", "min_corrections", "seed", "threads")
+
+
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add `finetune` to the stresslab command's subparsers (the plugin's entry point)."""
     p = sub.add_parser("finetune", help="fine-tune a model on corrections (a store, a Hub dataset id, an exported "
@@ -66,8 +70,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    "evaluation sets measured before/after where present (default data/corpora)")
     p.add_argument("--eval-sets", nargs="*", help="only these training.eval_sets names")
     defaults = FinetuneConfig()
-    for name in ("steps", "batch", "lr", "distill", "replay", "replay_distill", "min_corrections", "seed",
-                 "threads"):
+    for name in OPTIONS:
         value = getattr(defaults, name)
         p.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value, help=f"default {value}")
     p.add_argument("--text-tower", action="store_true", help="fine-tune the text transformer's top layers too")
@@ -76,9 +79,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    cfg = FinetuneConfig(**{k: getattr(args, k) for k in ("steps", "batch", "lr", "distill", "replay",
-                                                           "replay_distill", "min_corrections", "seed", "threads",
-                                                           "text_tower")})
+    cfg = FinetuneConfig(**{k: getattr(args, k) for k in (*OPTIONS, "text_tower")})
     try:
         return run(args.source, Path(args.out), args.init, cfg, Path(args.eval_data), args.eval_sets)
     except (ValueError, FileNotFoundError) as e:
@@ -143,8 +144,10 @@ def _fmt(s: dict) -> str:
 def replay_path(init: str | Path) -> Path | None:
     """MODEL's replay.safetensors, when it has one: in its folder, or in its Hub repo (downloaded; None when the repo
     has none)."""
+    from stresslab.config import is_hub_id
+
     p = Path(init) / "replay.safetensors"
-    if p.is_file() or Path(init).is_dir() or Path(init).suffix or str(init).startswith((".", "/", "~")):
+    if not is_hub_id(init):
         return p if p.is_file() else None
     from huggingface_hub import hf_hub_download
 
@@ -181,20 +184,19 @@ def finetune(model, train: list, cfg: FinetuneConfig, replay: Path | None = None
     else:  # few corrections, often the same words: the pretrained transformer stays, the text head adapts
         cache = text_embeddings(model, [it.text for it in train if it.text])
         params = [p for name, p in model.named_parameters() if not name.startswith("text.")]
-    teacher = {}
-    if cfg.distill > 0 or (rep and cfg.replay_distill > 0):
-        frozen = copy.deepcopy(model).eval()
-        with torch.no_grad():
-            for start in range(0, len(train) if cfg.distill > 0 else 0, 32):
-                emb, mask = embed_items(frozen, train[start:start + 32], MAX_CROPS, cache)
-                pred = frozen.predict(emb, mask)
-                for i in range(len(mask)):
-                    teacher[start + i] = (pred.fused_logits[i], {m: pred.modality_logits[m][i] for m in MODALITIES})
-            for m, r in rep.items():  # the initial model's answers on the replay rows (dark experience replay)
-                logits = [_replay_predict(frozen, m, r, torch.arange(s, min(s + 64, len(r["y"]))))
-                          for s in range(0, len(r["y"]), 64)]
-                r["fused_t"], r["own_t"] = (torch.cat([f for f, _ in logits]), torch.cat([o for _, o in logits]))
-        del frozen
+    teacher, rehearse = {}, bool(rep) and cfg.replay_distill > 0
+    frozen = copy.deepcopy(model).eval() if cfg.distill > 0 or rehearse else None  # the initial model
+    with torch.no_grad():
+        for start in range(0, len(train), 32) if cfg.distill > 0 else ():  # its answers on the corrections
+            emb, mask = embed_items(frozen, train[start:start + 32], MAX_CROPS, cache)
+            pred = frozen.predict(emb, mask)
+            for i in range(len(mask)):
+                teacher[start + i] = (pred.fused_logits[i], {m: pred.modality_logits[m][i] for m in MODALITIES})
+        for m, r in rep.items() if rehearse else ():  # and on the replay rows (dark experience replay)
+            logits = [_replay_predict(frozen, m, r, torch.arange(s, min(s + 64, len(r["y"]))))
+                      for s in range(0, len(r["y"]), 64)]
+            r["fused_t"], r["own_t"] = (torch.cat([f for f, _ in logits]), torch.cat([o for _, o in logits]))
+    del frozen
     weights, T = LossWeights(), cfg.temperature
 
     def kl(student: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

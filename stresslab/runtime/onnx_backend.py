@@ -65,10 +65,12 @@ class OnnxBackend:
     @classmethod
     def load(cls, name: str | Path) -> OnnxBackend:
         """From a local exported folder, or a Hub model id holding one (its files only are downloaded)."""
+        from ..config import is_hub_id
+
         folder = Path(name).expanduser()
         if folder.is_dir():
             return cls(folder)
-        if Path(name).suffix or str(name).startswith((".", "/", "~")):
+        if not is_hub_id(name):
             raise FileNotFoundError(f"no exported model folder at {name}")
         from huggingface_hub import snapshot_download
 
