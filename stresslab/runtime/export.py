@@ -34,7 +34,7 @@ from ..model import StressModel
 
 FORMAT = "stresslab-onnx"
 FORMAT_VERSION = 1
-OPSET = 18
+OPSET = 21  # int4 weight blocks (the int8 export) need 21; onnxruntime 1.32 runs it
 INT8_OPS = ["MatMul", "Gather"]  # the text transformer's, 4-bit weight blocks; convolutions stay float32
 WEIGHT_BITS, WEIGHT_BLOCK = 4, 128
 
