@@ -79,6 +79,13 @@ class ModelConfig:
             value = getattr(getattr(self, owner) if owner else self, name)
             if not low <= value <= high:
                 raise ValueError(f"{dotted}: expected {low} to {high}, got {value}")
+        if self.video.arch not in ("plain", "resnet"):
+            raise ValueError(f"video.arch: expected 'plain' or 'resnet', got {self.video.arch!r}"[:200])
+        widths = self.video.widths
+        if not 1 <= len(widths) <= 8 or not all(type(w) is int and 1 <= w <= 4096 for w in widths) \
+                or self.video.image_size >> len(widths) < 1:
+            raise ValueError(f"video.widths: expected 1 to 8 channel counts from 1 to 4096, one 2x2 pooling each "
+                             f"within image_size {self.video.image_size}, got {widths!r}"[:200])
         for dotted, nested in (("video.resnet", self.video.resnet), ("text.backbone_config", self.text.backbone_config),
                                ("audio.pretrained_config", self.audio.pretrained_config or {})):
             _check_nested(dotted, nested)

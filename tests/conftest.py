@@ -63,8 +63,9 @@ def build_tiny_backbone(folder: Path) -> Path:
     return folder
 
 
-def build_tiny_model(folder: Path, seed: int = 0, **overrides):
-    """A tiny, untrained StressModel saved as a checkpoint folder; returns the folder."""
+def build_tiny_model(folder: Path, seed: int = 0, video=None, **overrides):
+    """A tiny, untrained StressModel saved as a checkpoint folder (video: a VideoConfig; default a tiny ResNet);
+    returns the folder."""
     import torch
 
     from stresslab.model import ModelConfig, StressModel
@@ -72,8 +73,8 @@ def build_tiny_model(folder: Path, seed: int = 0, **overrides):
 
     torch.manual_seed(seed)
     backbone = build_tiny_backbone(folder.parent / f"{folder.name}-bert")
-    video = VideoConfig(resnet=dict(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic",
-                                    downsample_in_first_stage=False))
+    video = video or VideoConfig(resnet=dict(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1],
+                                             layer_type="basic", downsample_in_first_stage=False))
     config = ModelConfig(embed_dim=16, video=video, name="tiny-test", **overrides)
     config.audio.channels = 16
     model = StressModel.build(config, text_source=str(backbone))

@@ -47,6 +47,20 @@ def test_onnx_float32_matches_torch_on_real_clips(tiny_model, exported):
         assert [f["emotion"] for f in t["faces"]] == [f["emotion"] for f in o["faces"]]
 
 
+def test_the_plain_face_cnn_exports_and_reloads_with_the_same_numbers(tmp_path):
+    from conftest import build_tiny_model
+
+    from stresslab.runtime.export import export
+    from stresslab.towers.video import VideoConfig
+
+    folder = build_tiny_model(tmp_path / "plain", video=VideoConfig(arch="plain", widths=[8, 16], mirror_average=True))
+    torch_backend = load_backend(folder)
+    assert type(torch_backend.model.video.cnn).__name__ == "PlainCNN"
+    onnx = load_backend(export(torch_backend.model, tmp_path / "onnx"))
+    crops = np.random.default_rng(0).uniform(-1, 1, (3, 1, 48, 48)).astype(np.float32)
+    assert np.allclose(torch_backend.embed_frames(crops), onnx.embed_frames(crops), atol=1e-4)
+
+
 def test_backends_agree_tower_by_tower(tiny_model, exported):
     fp32, int8 = exported
     torch_b, onnx_b, int8_b = TorchBackend(tiny_model), load_backend(fp32), load_backend(int8)

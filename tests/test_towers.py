@@ -54,6 +54,24 @@ def test_video_encoder_embeds_each_frame_alone_and_crops_agree_across_runtimes()
     assert normalize_crops(gray, cfg).min() >= -1 and normalize_crops(gray, cfg).max() <= 1
 
 
+def test_plain_cnn_embeds_each_frame_alone_and_its_config_is_checked():
+    from stresslab.config import ModelConfig
+
+    torch.manual_seed(0)
+    enc = VideoEncoder(VideoConfig(arch="plain", widths=[8, 16, 32]), 16).eval()
+    x = torch.randn(3, 1, 48, 48)
+    with torch.no_grad():
+        batched, alone = enc.embed_frames(x), torch.cat([enc.embed_frames(x[i: i + 1]) for i in range(3)])
+    assert batched.shape == (3, 16) and enc.features(x).shape == (3, 32)
+    torch.testing.assert_close(batched, alone, atol=1e-5, rtol=1e-4)
+    assert sum(p.numel() for p in VideoEncoder(VideoConfig(arch="plain"), 128).cnn.parameters()) == 1_172_640
+    for video, message in (({"arch": "vgg"}, "video.arch: expected 'plain' or 'resnet'"),
+                           ({"widths": [8] * 7, "image_size": 48}, "video.widths: expected 1 to 8"),
+                           ({"widths": [0, 8]}, "video.widths")):
+        with pytest.raises(ValueError, match=message):
+            ModelConfig.from_dict({"video": video})
+
+
 def test_mirror_average_is_the_mean_of_a_face_and_its_mirror_outside_training():
     torch.manual_seed(0)
     cfg = VideoConfig(resnet=dict(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic",

@@ -1,8 +1,9 @@
-"""Video branch: frames -> face boxes -> grayscale face crops -> VideoEncoder (a ResNet CNN) -> pooled embedding.
+"""Video branch: frames -> face boxes -> grayscale face crops -> VideoEncoder (a CNN) -> pooled embedding.
 
 Faces are found with OpenCV's Haar cascade (it ships in the opencv-python wheels and runs offline). Crops are
 grayscale and square, like the FER2013 images the default was trained on; a still image is a one-frame video.
-The CNN is transformers' ResNetModel, built from the config stored in the checkpoint (no download), or
+The CNN is either a plain VGG-style stack at the crops' own resolution (arch "plain", the default's) or
+transformers' ResNetModel (arch "resnet"), built from the config stored in the checkpoint (no download), or
 initialised from a Hub id such as "microsoft/resnet-18" by VideoEncoder.from_backbone for users who have the Hub.
 """
 
@@ -21,7 +22,11 @@ class VideoConfig:
 
     image_size: int = 48  # crops are resized to image_size x image_size
     channels: int = 1  # 1: grayscale; 3: gray replicated to RGB (for ImageNet backbones)
-    backbone_id: str | None = None  # Hub id to initialise from (training only); None: from scratch
+    backbone_id: str | None = None  # Hub id to initialise from (training only, arch "resnet"); None: from scratch
+    # "plain": blocks of two 3x3 convolutions + BatchNorm + ReLU and a 2x2 max-pool, `widths` channels, global
+    # average pooling; "resnet": transformers' ResNetModel with the `resnet` settings (its stem divides by 4)
+    arch: str = "resnet"
+    widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
     resnet: dict = field(default_factory=lambda: dict(
         embedding_size=32, hidden_sizes=[32, 64, 128, 256], depths=[1, 1, 1, 1], layer_type="basic",
         downsample_in_first_stage=False))

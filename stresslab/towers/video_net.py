@@ -1,6 +1,6 @@
-"""The face network: (N, C, S, S) grayscale face crops -> (N, D) embeddings (transformers' ResNetModel, built from
-the config stored in the checkpoint, or initialised from a Hub id such as "microsoft/resnet-18" in training).
-Face finding and cropping live in video.py (torch-free)."""
+"""The face network: (N, C, S, S) grayscale face crops -> (N, D) embeddings. The CNN is PlainCNN (arch "plain") or
+transformers' ResNetModel (arch "resnet", built from the config stored in the checkpoint, or initialised from a Hub
+id such as "microsoft/resnet-18" in training). Face finding and cropping live in video.py (torch-free)."""
 
 from __future__ import annotations
 
@@ -23,18 +23,41 @@ def to_tensor(gray_crops: np.ndarray, config: VideoConfig) -> torch.Tensor:
     return torch.from_numpy(normalize_crops(gray_crops, config))
 
 
+class PlainCNN(nn.Sequential):
+    """(N, C, S, S) -> (N, widths[-1]): per width, two 3x3 convolutions with BatchNorm and ReLU, then a 2x2 max-pool;
+    global average pooling at the end. At FER2013's own 48 px it learns faster than the ResNet at 96 px (FER2013
+    val after 10 epochs: 0.631 vs 0.600 after 12)."""
+
+    def __init__(self, channels: int, widths: list[int]):
+        layers: list[nn.Module] = []
+        for width in widths:
+            for _ in range(2):
+                layers += [nn.Conv2d(channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+                           nn.ReLU(inplace=True)]
+                channels = width
+            layers.append(nn.MaxPool2d(2))
+        super().__init__(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+
 class VideoEncoder(nn.Module):
     """Face crops -> embeddings. embed_frames: (N, C, S, S) -> (N, D), one per frame."""
 
     def __init__(self, config: VideoConfig, embed_dim: int):
         super().__init__()
         self.config = config
-        self.cnn = ResNetModel(ResNetConfig(num_channels=config.channels, **config.resnet))
-        self.proj = nn.Sequential(nn.Dropout(0.2), nn.Linear(self.cnn.config.hidden_sizes[-1], embed_dim), nn.GELU())
+        if config.arch == "plain":
+            self.cnn: nn.Module = PlainCNN(config.channels, config.widths)
+            width = config.widths[-1]
+        else:
+            self.cnn = ResNetModel(ResNetConfig(num_channels=config.channels, **config.resnet))
+            width = self.cnn.config.hidden_sizes[-1]
+        self.proj = nn.Sequential(nn.Dropout(0.2), nn.Linear(width, embed_dim), nn.GELU())
 
     @classmethod
     def from_backbone(cls, config: VideoConfig, embed_dim: int) -> VideoEncoder:
         """Initialise the CNN from config.backbone_id (a Hub id or local folder), keeping its architecture."""
+        if config.arch != "resnet":
+            raise ValueError(f"video.backbone_id needs arch 'resnet' (a transformers ResNet), got {config.arch!r}")
         cnn = ResNetModel.from_pretrained(config.backbone_id)
         keys = ("embedding_size", "hidden_sizes", "depths", "layer_type", "downsample_in_first_stage")
         config.resnet = {k: getattr(cnn.config, k) for k in keys}
@@ -47,6 +70,12 @@ class VideoEncoder(nn.Module):
         """(N, C, S, S) crops -> (N, D) per-frame embeddings; with config.mirror_average, outside training, the mean
         of each crop's and its left-right mirror image's embedding."""
         if self.config.mirror_average and not self.training:
-            both = self.proj(self.cnn(pixel_values=torch.cat([crops, crops.flip(-1)])).pooler_output.flatten(1))
+            both = self.proj(self.features(torch.cat([crops, crops.flip(-1)])))
             return (both[: len(crops)] + both[len(crops):]) / 2
-        return self.proj(self.cnn(pixel_values=crops).pooler_output.flatten(1))
+        return self.proj(self.features(crops))
+
+    def features(self, crops: torch.Tensor) -> torch.Tensor:
+        """(N, C, S, S) crops -> (N, W) the CNN's pooled features, before the projection."""
+        if isinstance(self.cnn, PlainCNN):
+            return self.cnn(crops)
+        return self.cnn(pixel_values=crops).pooler_output.flatten(1)
