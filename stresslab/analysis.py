@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .clip import Clip, ClipError, load_clip
+from .evidence import bound_by_evidence
 from .inputs import TowerInputs, Window, embed, tower_inputs
 from .labels import MODALITIES, stress_from_probs, stress_level, valence_arousal
 from .runtime import Backend, Scores, load_backend, sync_torch_threads
@@ -155,7 +156,11 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
 
 
 def _probs(logits: np.ndarray, names: list[str], temperature: float = 1.0) -> dict[str, float]:
-    return {n: round(float(v), 5) for n, v in zip(names, softmax(logits, temperature), strict=True)}
+    return _named(softmax(logits, temperature), names)
+
+
+def _named(probs: np.ndarray, names: list[str]) -> dict[str, float]:
+    return {n: round(float(v), 5) for n, v in zip(names, probs, strict=True)}
 
 
 def as_backend(model: object = None, runtime: str | None = None) -> Backend:
@@ -204,6 +209,12 @@ class Analyzer:
 
     def _temperature(self, key: str) -> float:
         return float((getattr(self.config, "temperatures", None) or {}).get(key, 1.0))
+
+    def _fused_probs(self, scores: Scores, mask: np.ndarray) -> np.ndarray:
+        """Scores of N rows and their (N, 3) modality mask -> (N, K) calibrated fused probabilities, no surer than
+        the calibrated heads of the modalities in each row together (stresslab.evidence)."""
+        own = np.stack([softmax(scores.modality_logits[m], self._temperature(m)) for m in MODALITIES], 1)
+        return bound_by_evidence(softmax(scores.fused_logits, self._temperature("fused")), own, mask)
 
     def inputs(self, clip: Clip, windows: list[Window] | None = None) -> TowerInputs:
         """Clip -> TowerInputs through this analyzer's face detector and settings (the training path too)."""
@@ -269,9 +280,9 @@ class Analyzer:
         rows = [0] + ([w for w in range(1, len(encoded.windows) + 1) if mask[w].any()]
                       if len(encoded.windows) > 1 else [])
         pred = backend.predict({m: encoded.emb[m][rows] for m in MODALITIES}, mask[rows])
+        fused = self._fused_probs(pred, mask[rows])
         timings["fusion"] = time.perf_counter() - t
-        t_fused = self._temperature("fused")
-        probs = _probs(pred.fused_logits[0], names, t_fused)
+        probs = _named(fused[0], names)
         learned = float(pred.stress[0]) if pred.stress is not None else None
 
         modalities = {}
@@ -293,8 +304,9 @@ class Analyzer:
             for i, j in enumerate(drop):
                 abl_mask[i, j] = False
             abl = backend.predict({m: np.repeat(encoded.emb[m][:1], len(drop), 0) for m in MODALITIES}, abl_mask)
+            abl_fused = self._fused_probs(abl, abl_mask)
             for i, j in enumerate(drop):
-                p = _probs(abl.fused_logits[i], names, t_fused)
+                p = _named(abl_fused[i], names)
                 ablations[MODALITIES[j]] = {
                     "emotion": max(p, key=p.get), "probabilities": p,
                     "shift": round(0.5 * sum(abs(p[n] - probs[n]) for n in names), 5),
@@ -305,22 +317,23 @@ class Analyzer:
 
         t = time.perf_counter()
         stress = _stress(probs, learned)
-        timeline = self._timeline(encoded, rows, pred)
+        timeline = self._timeline(encoded, rows, pred, fused)
         timings["stress"] = time.perf_counter() - t
         info = {"name": self.config.name, "version": self.config.version, "source": backend.source, **backend.info}
         timings = {k: round(v, 5) for k, v in timings.items()}
         return Analysis(probs, modalities, ablations, stress, timeline, encoded, info, timings,
                         float(getattr(self.config, "not_sure_below", 0.0) or 0.0))
 
-    def _timeline(self, encoded: Encoded, rows: list[int], pred: Scores) -> list[dict]:
-        """One entry per window row of `rows` (row k of pred is row rows[k] of encoded): the fused answer, stress,
-        attention, each modality present in that window with its own answer, and the words spoken in it."""
-        names, t_fused = self.config.emotions, self._temperature("fused")
+    def _timeline(self, encoded: Encoded, rows: list[int], pred: Scores, fused: np.ndarray) -> list[dict]:
+        """One entry per window row of `rows` (row k of pred and of the (len(rows), K) fused probabilities is row
+        rows[k] of encoded): the fused answer, stress, attention, each modality present in that window with its own
+        answer, and the words spoken in it."""
+        names = self.config.emotions
         timed = encoded.transcript_source == "whisper" and bool(encoded.segments)
         words = words_by_window(encoded.segments, encoded.windows) if timed else None
         timeline = []
         for k, w in enumerate(rows[1:], start=1):
-            p = _probs(pred.fused_logits[k], names, t_fused)
+            p = _named(fused[k], names)
             own = {}
             for j, m in enumerate(MODALITIES):
                 q = _probs(pred.modality_logits[m][k], names, self._temperature(m)) if encoded.present[w, j] else None

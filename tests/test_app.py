@@ -138,6 +138,17 @@ def test_typed_words_are_text_not_html(page):
     assert "<img" not in out[c.headline] + out[c.table] + out[c.status] + out[c.explanation]
 
 
+def test_not_sure_shows_the_two_leading_emotions_on_the_page(page, monkeypatch):
+    config = page.analyzer.config
+    words = "I don't know what to feel about any of this"
+    monkeypatch.setattr(config, "not_sure_below", 1.0)  # every answer is under the threshold
+    out = analyse(page, "s-unsure", text=words)
+    shown = text(out[page.c.headline])
+    assert re.search(r"not sure: \w+ \d+% or \w+ \d+%", shown), shown
+    monkeypatch.setattr(config, "not_sure_below", 0.0)
+    assert "not sure" not in text(analyse(page, "s-unsure", text=words)[page.c.headline])
+
+
 def test_timed_words_are_shown_by_time_as_text(page, monkeypatch):
     from stresslab.towers.asr import Transcript
 
