@@ -49,6 +49,9 @@ EVAL_SETS: tuple[EvalSet, ...] = (
             "GoEmotions dev (never used in training or selection)", "dev", target="macro-F1 >= 0.58"),
     EvalSet("cremad-fused", "cremad", "fused", "fused",
             "CREMA-D sample: 1001 video+audio+sentence (seen in fusion training), 1002 audio+sentence (held out)"),
+    EvalSet("cremad-video", "cremad", "video", "video tower",
+            "CREMA-D sample, video frames through the face finder (actor 1001; the face tower never saw CREMA-D)",
+            bench=False),
     EvalSet("cremad-audio", "cremad", "audio", "audio tower",
             "CREMA-D sample, audio only (1001 trained on, 1002 held out)", bench=False),
 )

