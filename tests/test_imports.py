@@ -31,6 +31,7 @@ ALLOWED = {
     "towers.text_net": {"towers.text"},
     "config": {"labels", "towers.audio", "towers.text", "towers.video"},
     "fusion": {"labels"},
+    "evidence": set(),  # numpy only: the fused answer bounded by the modalities' own answers
     "model": {"config", "towers.audio_net", "towers.text_net", "towers.video_net", "fusion"},
     "runtime": {"config", "model", "runtime.base", "runtime.onnx_backend", "runtime.torch_backend"},
     "runtime.base": set(),
@@ -39,7 +40,8 @@ ALLOWED = {
     "runtime.export": {"labels", "model"},
     "runtime.cli": {"model", "runtime.export"},
     "inputs": {"clip", "labels", "runtime.base", "towers.audio", "towers.video"},
-    "analysis": {"clip", "inputs", "labels", "runtime", "runtime.torch_backend", "towers.asr", "towers.video"},
+    "analysis": {"clip", "evidence", "inputs", "labels", "runtime", "runtime.torch_backend", "towers.asr",
+                 "towers.video"},
     "live": {"analysis", "clip", "inputs", "labels", "towers.audio", "towers.video"},  # live windows -> Analyzer
     "corrections": set(),
     "corrections.record": {"labels"},
