@@ -37,6 +37,9 @@ class PlainCNN(nn.Sequential):
                 channels = width
             layers.append(nn.MaxPool2d(2))
         super().__init__(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        # weights in channels-last layout: oneDNN's convolutions then run it about 1.5x faster on a CPU (38 crops
+        # of 48 px: 80 vs 130 ms here); loading a checkpoint copies into these tensors and keeps the layout
+        self.to(memory_format=torch.channels_last)
 
 
 class VideoEncoder(nn.Module):
