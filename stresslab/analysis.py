@@ -155,10 +155,6 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return z / z.sum(-1, keepdims=True)
 
 
-def _probs(logits: np.ndarray, names: list[str], temperature: float = 1.0) -> dict[str, float]:
-    return _named(softmax(logits, temperature), names)
-
-
 def _named(probs: np.ndarray, names: list[str]) -> dict[str, float]:
     return {n: round(float(v), 5) for n, v in zip(names, probs, strict=True)}
 
@@ -210,11 +206,12 @@ class Analyzer:
     def _temperature(self, key: str) -> float:
         return float((getattr(self.config, "temperatures", None) or {}).get(key, 1.0))
 
-    def _fused_probs(self, scores: Scores, mask: np.ndarray) -> np.ndarray:
-        """Scores of N rows and their (N, 3) modality mask -> (N, K) calibrated fused probabilities, no surer than
-        the calibrated heads of the modalities in each row together (stresslab.evidence)."""
+    def _calibrated(self, scores: Scores, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Scores of N rows and their (N, 3) modality mask -> ((N, K) calibrated fused probabilities, no surer than
+        the calibrated heads of the modalities in each row together (stresslab.evidence); (N, 3, K) each head's
+        calibrated probabilities)."""
         own = np.stack([softmax(scores.modality_logits[m], self._temperature(m)) for m in MODALITIES], 1)
-        return bound_by_evidence(softmax(scores.fused_logits, self._temperature("fused")), own, mask)
+        return bound_by_evidence(softmax(scores.fused_logits, self._temperature("fused")), own, mask), own
 
     def inputs(self, clip: Clip, windows: list[Window] | None = None) -> TowerInputs:
         """Clip -> TowerInputs through this analyzer's face detector and settings (the training path too)."""
@@ -280,14 +277,14 @@ class Analyzer:
         rows = [0] + ([w for w in range(1, len(encoded.windows) + 1) if mask[w].any()]
                       if len(encoded.windows) > 1 else [])
         pred = backend.predict({m: encoded.emb[m][rows] for m in MODALITIES}, mask[rows])
-        fused = self._fused_probs(pred, mask[rows])
+        fused, own_rows = self._calibrated(pred, mask[rows])
         timings["fusion"] = time.perf_counter() - t
         probs = _named(fused[0], names)
         learned = float(pred.stress[0]) if pred.stress is not None else None
 
         modalities = {}
         for j, m in enumerate(MODALITIES):
-            own = _probs(pred.modality_logits[m][0], names, self._temperature(m)) if encoded.present[0, j] else None
+            own = _named(own_rows[0, j], names) if encoded.present[0, j] else None
             modalities[m] = {
                 "present": bool(encoded.present[0, j]), "enabled": bool(on[j]),
                 "reason": encoded.reasons[m] if not encoded.present[0, j] else (None if on[j] else "switched off"),
@@ -304,7 +301,7 @@ class Analyzer:
             for i, j in enumerate(drop):
                 abl_mask[i, j] = False
             abl = backend.predict({m: np.repeat(encoded.emb[m][:1], len(drop), 0) for m in MODALITIES}, abl_mask)
-            abl_fused = self._fused_probs(abl, abl_mask)
+            abl_fused, _ = self._calibrated(abl, abl_mask)
             for i, j in enumerate(drop):
                 p = _named(abl_fused[i], names)
                 ablations[MODALITIES[j]] = {
@@ -317,17 +314,18 @@ class Analyzer:
 
         t = time.perf_counter()
         stress = _stress(probs, learned)
-        timeline = self._timeline(encoded, rows, pred, fused)
+        timeline = self._timeline(encoded, rows, pred, fused, own_rows)
         timings["stress"] = time.perf_counter() - t
         info = {"name": self.config.name, "version": self.config.version, "source": backend.source, **backend.info}
         timings = {k: round(v, 5) for k, v in timings.items()}
         return Analysis(probs, modalities, ablations, stress, timeline, encoded, info, timings,
                         float(getattr(self.config, "not_sure_below", 0.0) or 0.0))
 
-    def _timeline(self, encoded: Encoded, rows: list[int], pred: Scores, fused: np.ndarray) -> list[dict]:
-        """One entry per window row of `rows` (row k of pred and of the (len(rows), K) fused probabilities is row
-        rows[k] of encoded): the fused answer, stress, attention, each modality present in that window with its own
-        answer, and the words spoken in it."""
+    def _timeline(self, encoded: Encoded, rows: list[int], pred: Scores, fused: np.ndarray,
+                  heads: np.ndarray) -> list[dict]:
+        """One entry per window row of `rows` (row k of pred, of the (len(rows), K) fused probabilities and of the
+        (len(rows), 3, K) heads' probabilities is row rows[k] of encoded): the fused answer, stress, attention, each
+        modality present in that window with its own answer, and the words spoken in it."""
         names = self.config.emotions
         timed = encoded.transcript_source == "whisper" and bool(encoded.segments)
         words = words_by_window(encoded.segments, encoded.windows) if timed else None
@@ -336,7 +334,7 @@ class Analyzer:
             p = _named(fused[k], names)
             own = {}
             for j, m in enumerate(MODALITIES):
-                q = _probs(pred.modality_logits[m][k], names, self._temperature(m)) if encoded.present[w, j] else None
+                q = _named(heads[k, j], names) if encoded.present[w, j] else None
                 own[m] = {"emotion": max(q, key=q.get), "confidence": max(q.values())} if q else None
             s, e = encoded.windows[w - 1]
             timeline.append({"start": round(s, 3), "end": round(e, 3), "emotion": max(p, key=p.get),

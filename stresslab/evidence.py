@@ -38,18 +38,17 @@ def flatten_to(probs: np.ndarray, limit: np.ndarray, iterations: int = 50) -> np
     log_p = np.log(p[over])
     lo, hi = np.zeros(over.sum()), np.ones(over.sum())  # in 1/T: 1 is the row as it is, 0 is uniform
 
-    def top(inv_t: np.ndarray) -> np.ndarray:
+    def tempered(inv_t: np.ndarray) -> np.ndarray:
         z = log_p * inv_t[:, None]
         z = np.exp(z - z.max(1, keepdims=True))
-        return (z / z.sum(1, keepdims=True)).max(1)
+        return z / z.sum(1, keepdims=True)
 
     for _ in range(iterations):
         mid = (lo + hi) / 2
-        too_sure = top(mid) > limit[over]
+        too_sure = tempered(mid).max(1) > limit[over]
         hi, lo = np.where(too_sure, mid, hi), np.where(too_sure, lo, mid)
     out = np.asarray(probs, np.float64).copy()
-    z = np.exp(log_p * lo[:, None] - (log_p * lo[:, None]).max(1, keepdims=True))
-    out[over] = z / z.sum(1, keepdims=True)
+    out[over] = tempered(lo)
     return out
 
 
