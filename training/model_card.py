@@ -12,6 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
+from stresslab.towers.video import VideoConfig
 from training.crosscorpus import markdown
 from training.eval_sets import EVAL_SETS
 
@@ -109,6 +110,7 @@ def card(model: Path, run: Path, evals: Path) -> str:
                 f"a ResNet (transformers `ResNetModel`, hidden sizes {video['resnet']['hidden_sizes']}, depths "
                 f"{video['resnet']['depths']})")
     size = video["image_size"]
+    margin = video.get("margin", VideoConfig.margin)  # configs from before the field: its default
     joint = "; a short end-to-end pass at a low rate" if "joint" in state.get("done", []) else ""
     mirror = " the mean of a crop's and its mirror image's embeddings," if video.get("mirror_average") else ""
     pairs = " / ".join(CORPUS_NAMES.get(c, c) for c in voices)
@@ -140,7 +142,7 @@ distribution by a fixed valence/arousal mapping (no stress labels exist yet). It
 {size_mb:.0f} MB on disk (float16 weights).
 
 ## Architecture
-- video: Haar-cascade face boxes with a margin of {video.get('margin', 0.1):.0%}, {size}x{size} grayscale crops,
+- video: Haar-cascade face boxes with a margin of {margin:.0%}, {size}x{size} grayscale crops,
   {face_net} trained from scratch,{mirror} mean over frames;
 - audio: 20 MFCC + deltas, log energy, YIN F0 and voicing per 10 ms (librosa's definitions in numpy){features}, a
   dilated 1-D CNN with statistics pooling, trained from scratch; speech told from silence {detector};
