@@ -163,6 +163,27 @@ def test_short_real_run_lowers_the_loss_and_resumes(corpora, tmp_path):
 
 
 @needs_shared
+def test_audio_with_a_given_epoch_count_skips_the_selection_pass(corpora, tmp_path):
+    """audio.select=false: one pass of exactly audio.epochs on train + EmoDB val speakers, no validation scoring."""
+    out = tmp_path / "run"
+    assert main(["--config", "training/configs/smoke.toml", "--set", f'out="{out}"', f'data="{corpora}"',
+                 'stages=["audio"]', "audio.epochs=2", "audio.select=false"]) == 0
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines() if '"audio"' in line]
+    assert [r["epoch"] for r in log if "epoch" in r] == [1, 2] and not any("val_uar" in r for r in log)
+    clips = [r["train_clips"] for r in log if "train_clips" in r]
+    final = next(r for r in log if "refit_epochs" in r)
+    assert len(clips) == 1 and final["refit_epochs"] == 2 and final["selected"] is False
+    emodb_val = sum(1 for line in (corpora / "emodb" / "metadata.jsonl").read_text().splitlines()
+                    if json.loads(line)["speaker"] in ("09", "10"))
+    assert emodb_val > 0 and final["refit_clips"] == clips[0]  # the EmoDB validation speakers are in the one pass
+    selecting = tmp_path / "selecting"
+    assert main(["--config", "training/configs/smoke.toml", "--set", f'out="{selecting}"', f'data="{corpora}"',
+                 'stages=["audio"]', "audio.epochs=2", "audio.refit=false"]) == 0
+    sel = [json.loads(line) for line in (selecting / "log.jsonl").read_text().splitlines() if '"audio"' in line]
+    assert [r["train_clips"] for r in sel if "train_clips" in r] == [clips[0] - emodb_val]
+
+
+@needs_shared
 def test_finetune_on_corrections(corpora, tmp_path):
     """Corrections -> clip folder -> the feedback stage changes the checkpoint; evaluate reads it."""
     from stresslab.corrections.store import FeedbackStore

@@ -36,13 +36,14 @@ class VideoBudget:
 
 @dataclass
 class AudioBudget:
-    """The audio CNN + its head on the speech corpora, speaker-disjoint; epochs chosen on validation speakers."""
+    """The audio CNN + its head on the speech corpora, speaker-disjoint; epochs given or chosen on validation voices."""
 
     epochs: int = 60
     batch: int = 32
     lr: float = 1e-3
     speeds: list[float] = field(default_factory=lambda: [0.9, 1.0, 1.1])  # speed perturbation of training clips
-    refit: bool = True  # after choosing the epoch count, train again on the training + EmoDB validation speakers
+    select: bool = True  # choose the epoch count on the validation speakers (false: train `epochs` as given)
+    refit: bool = True  # train (again) on the training + EmoDB validation speakers for the chosen or given epochs
     corpora: list[str] = field(default_factory=lambda: ["emodb", "cremad"])  # the speech corpora it learns from
     augment: int = 0  # recording-like copies of each training clip (training.augment: noise, reverb, codec, ...)
 

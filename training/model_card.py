@@ -96,11 +96,14 @@ def card(model: Path, run: Path, evals: Path) -> str:
                              for k, v in d.get("ablation", {}).items())
     seconds = state.get("seconds", {})
     total = sum(seconds.values())
-    refit = next((r["refit_epochs"] for r in log if "refit_epochs" in r), None)
+    final = next((r for r in log if "refit_epochs" in r), {})
+    refit = final.get("refit_epochs")
     emodb = ("speakers 11-14 for training, 09 and 10 for early stopping" if refit is None else
              f"speakers 11-14 for training while 09 and 10 chose the epoch count ({refit}), then the tower was "
              "trained again from scratch on 09-14 for that many epochs (so the 09 + 10 figure below is on training "
-             "speakers)")
+             "speakers)" if final.get("selected", True) else
+             f"speakers 09-14 for training, for the recipe's fixed {refit} epochs (the count an earlier run of the "
+             "recipe chose on the validation speakers; so the 09 + 10 figure below is on training speakers)")
     if refit is not None:
         rows = [r.replace("(used for early stopping)", "(chose the epoch count, then trained on)") for r in rows]
     times = ", ".join(f"{k} {v / 60:.1f} min" for k, v in seconds.items())
@@ -169,7 +172,8 @@ distribution by a fixed valence/arousal mapping (no stress labels exist yet). It
 ## How it was trained (reproduce)
 ```bash
 scripts/train_default.sh   # prepare the corpora, python -m training.train --config training/configs/default.toml,
-                           # python -m training.eval_sets (training/eval_sets.py), then this card
+                           # the replay set, this card
+scripts/eval_default.sh    # python -m training.eval_sets (training/eval_sets.py), training.crosscorpus, this card again
 ```
 Stages: video, audio and text towers with their heads; fusion on frozen towers{joint}. Cross-entropy
 (class-weighted) + modality-consistency KL + attention-entropy regularisation, AdamW, cosine

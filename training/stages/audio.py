@@ -1,7 +1,9 @@
 """Stage 1, audio: the audio CNN + its head on the speech corpora, speaker-disjoint (training.data.DEFAULT_SPLITS).
 
-The epoch count is chosen on the validation speakers; then, with audio.refit, the tower is trained again from
-scratch on the training and EmoDB validation speakers for that many epochs (more speakers; test speakers unseen).
+With audio.select the epoch count is chosen on the validation speakers; then, with audio.refit, the tower is trained
+again from scratch on the training and EmoDB validation speakers for that many epochs (more speakers; test speakers
+unseen). Without audio.select the recipe's audio.epochs is trained directly (on train + EmoDB val with refit): the
+count a selecting run chose, without spending the selection pass again.
 """
 
 from __future__ import annotations
@@ -66,21 +68,24 @@ def stage(model: StressModel, cfg: TrainConfig, feats: list[np.ndarray], y: np.n
 
 
 def select_then_refit(model: StressModel, cfg: TrainConfig, fit: Callable[[Stage], Fitted], log: Log) -> None:
-    """Choose the epoch count on the validation speakers; with audio.refit, train again on train + EmoDB val."""
+    """With audio.select, choose the epoch count on the validation speakers (early stopping); with audio.refit,
+    train (again, from scratch) on train + EmoDB val for that many epochs, or audio.epochs without audio.select."""
     sets = audio_sets(model, cfg)
-    feats, y = pooled(sets["train"])
-    initial = copy.deepcopy(model.audio.state_dict()), copy.deepcopy(model.heads["audio"].state_dict())
-    fitted = fit(stage(model, cfg, feats, y, cfg.audio.epochs, log, val=pooled(sets["val"])))
-    if not cfg.audio.refit:
-        return
-    epochs = fitted.best_at or cfg.audio.epochs
-    extra = [(c, d) for c, d in sets["val"] if c == "emodb"]
-    if cfg.audio.speeds != [1.0]:  # the validation speakers, speed-perturbed like the other training speakers
+    epochs = cfg.audio.epochs
+    if cfg.audio.select:
+        feats, y = pooled(sets["train"])
+        initial = copy.deepcopy(model.audio.state_dict()), copy.deepcopy(model.heads["audio"].state_dict())
+        fitted = fit(stage(model, cfg, feats, y, cfg.audio.epochs, log, val=pooled(sets["val"])))
+        if not cfg.audio.refit:
+            return
+        epochs = fitted.best_at or cfg.audio.epochs
+        model.audio.load_state_dict(initial[0])
+        model.heads["audio"].load_state_dict(initial[1])
+    extra = [(c, d) for c, d in sets["val"] if c == "emodb"] if cfg.audio.refit else []
+    if extra and cfg.audio.speeds != [1.0]:  # the validation speakers, speed-perturbed like the other training ones
         recs = default_split(read_clip_folder(Path(cfg.data) / "emodb"), "emodb")["val"]
         extra = [("emodb", audio_arrays(recs, model.config, "emodb-val", cache_dir(cfg),
                                         tuple(cfg.audio.speeds)))]
     feats, y = pooled(sets["train"] + extra)
-    model.audio.load_state_dict(initial[0])
-    model.heads["audio"].load_state_dict(initial[1])
     fit(stage(model, cfg, feats, y, epochs, log))
-    log("audio", refit_epochs=epochs, refit_clips=len(feats))
+    log("audio", refit_epochs=epochs, refit_clips=len(feats), selected=cfg.audio.select)
