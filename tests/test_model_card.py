@@ -45,3 +45,10 @@ def test_card_reads_calibration_cv_matrix_and_provenance(tiny_model_dir, tmp_pat
         "FER2013, RAVDESS]" in text
     assert "chose the epoch count (17)" in text and "loudness normalised to -23 dBFS" in text
     assert "non-commercial research and demonstration only" in text
+    # a recipe that gives the voice its epoch count (audio.select = false) says so, not that 09 + 10 chose it
+    (evals / "emodb-val-audio.json").write_text(json.dumps(_report(69, 1.0)))
+    log[1] = {"stage": "audio", "refit_epochs": 35, "selected": False}
+    (run / "log.jsonl").write_text("\n".join(json.dumps(r) for r in log) + "\n")
+    text = card(model, run, evals)
+    assert "speakers 09-14 for training, for the recipe's fixed 35 epochs" in text and "chose the epoch" not in text
+    assert "validation speakers 09 + 10 (trained on) | 69 |" in text

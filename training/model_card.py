@@ -105,7 +105,8 @@ def card(model: Path, run: Path, evals: Path) -> str:
              f"speakers 09-14 for training, for the recipe's fixed {refit} epochs (the count an earlier run of the "
              "recipe chose on the validation speakers; so the 09 + 10 figure below is on training speakers)")
     if refit is not None:
-        rows = [r.replace("(used for early stopping)", "(chose the epoch count, then trained on)") for r in rows]
+        role = "(chose the epoch count, then trained on)" if final.get("selected", True) else "(trained on)"
+        rows = [r.replace("(used for early stopping)", role) for r in rows]
     times = ", ".join(f"{k} {v / 60:.1f} min" for k, v in seconds.items())
     video, audio = config["video"], config["audio"]
     face_net = (f"a plain CNN (per width of {video['widths']}: two 3x3 convolutions with BatchNorm and ReLU, a 2x2 "
