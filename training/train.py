@@ -38,7 +38,7 @@ Fit = Callable[[Stage], Fitted]
 RECIPE: dict[str, Callable[[StressModel, TrainConfig, Fit, Log], object]] = {
     # 1. unimodal: each tower and its own head
     "video": lambda model, cfg, fit, log: fit(video.stage(model, cfg)),
-    "audio": audio.select_then_refit,  # epochs chosen on validation speakers, then trained again on more speakers
+    "audio": audio.select_then_refit,  # epochs chosen on validation speakers (or given), then trained on more speakers
     "text": lambda model, cfg, fit, log: fit(text.stage(model, cfg)),
     # 2. fusion on frozen towers
     "fusion": lambda model, cfg, fit, log: fit(fusion.stage(model, cfg)),
