@@ -97,15 +97,15 @@ def card(model: Path, run: Path, evals: Path) -> str:
     seconds = state.get("seconds", {})
     total = sum(seconds.values())
     final = next((r for r in log if "refit_epochs" in r), {})
-    refit = final.get("refit_epochs")
+    refit, selected = final.get("refit_epochs"), final.get("selected", True)  # runs before the flag all selected
     emodb = ("speakers 11-14 for training, 09 and 10 for early stopping" if refit is None else
              f"speakers 11-14 for training while 09 and 10 chose the epoch count ({refit}), then the tower was "
              "trained again from scratch on 09-14 for that many epochs (so the 09 + 10 figure below is on training "
-             "speakers)" if final.get("selected", True) else
+             "speakers)" if selected else
              f"speakers 09-14 for training, for the recipe's fixed {refit} epochs (the count an earlier run of the "
              "recipe chose on the validation speakers; so the 09 + 10 figure below is on training speakers)")
     if refit is not None:
-        role = "(chose the epoch count, then trained on)" if final.get("selected", True) else "(trained on)"
+        role = "(chose the epoch count, then trained on)" if selected else "(trained on)"
         rows = [r.replace("(used for early stopping)", role) for r in rows]
     times = ", ".join(f"{k} {v / 60:.1f} min" for k, v in seconds.items())
     video, audio = config["video"], config["audio"]
