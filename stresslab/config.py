@@ -86,6 +86,10 @@ class ModelConfig:
                 or self.video.image_size >> len(widths) < 1:
             raise ValueError(f"video.widths: expected 1 to 8 channel counts from 1 to 4096, one 2x2 pooling each "
                              f"within image_size {self.video.image_size}, got {widths!r}"[:200])
+        convs = self.video.convs
+        if convs is not None and (len(convs) != len(widths) or not all(type(c) is int and 1 <= c <= 8 for c in convs)):
+            raise ValueError(f"video.convs: expected one count from 1 to 8 per width ({len(widths)}), "
+                             f"got {convs!r}"[:200])
         for dotted, nested in (("video.resnet", self.video.resnet), ("text.backbone_config", self.text.backbone_config),
                                ("audio.pretrained_config", self.audio.pretrained_config or {})):
             _check_nested(dotted, nested)

@@ -65,9 +65,15 @@ def test_plain_cnn_embeds_each_frame_alone_and_its_config_is_checked():
     assert batched.shape == (3, 16) and enc.features(x).shape == (3, 32)
     torch.testing.assert_close(batched, alone, atol=1e-5, rtol=1e-4)
     assert sum(p.numel() for p in VideoEncoder(VideoConfig(arch="plain"), 128).cnn.parameters()) == 1_172_640
+    # one convolution in the first block: its 32 -> 32 convolution and BatchNorm (9216 + 64 parameters) are gone
+    one = VideoEncoder(VideoConfig(arch="plain", convs=[1, 2, 2, 2]), 128).cnn
+    assert sum(p.numel() for p in one.parameters()) == 1_172_640 - 9216 - 64
+    assert [type(m).__name__ for m in one][:4] == ["Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d"]
     for video, message in (({"arch": "vgg"}, "video.arch: expected 'plain' or 'resnet'"),
                            ({"widths": [8] * 7, "image_size": 48}, "video.widths: expected 1 to 8"),
-                           ({"widths": [0, 8]}, "video.widths")):
+                           ({"widths": [0, 8]}, "video.widths"),
+                           ({"widths": [8, 16], "convs": [1]}, r"video.convs: expected one count .* per width \(2\)"),
+                           ({"widths": [8, 16], "convs": [1, 0]}, "video.convs")):
         with pytest.raises(ValueError, match=message):
             ModelConfig.from_dict({"video": video})
 

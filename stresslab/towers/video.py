@@ -23,10 +23,11 @@ class VideoConfig:
     image_size: int = 48  # crops are resized to image_size x image_size
     channels: int = 1  # 1: grayscale; 3: gray replicated to RGB (for ImageNet backbones)
     backbone_id: str | None = None  # Hub id to initialise from (training only, arch "resnet"); None: from scratch
-    # "plain": blocks of two 3x3 convolutions + BatchNorm + ReLU and a 2x2 max-pool, `widths` channels, global
+    # "plain": per block, `convs` 3x3 convolutions + BatchNorm + ReLU and a 2x2 max-pool, `widths` channels, global
     # average pooling; "resnet": transformers' ResNetModel with the `resnet` settings (its stem divides by 4)
     arch: str = "resnet"
     widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
+    convs: list[int] | None = None  # per block of the plain CNN, its number of convolutions (None: two each)
     resnet: dict = field(default_factory=lambda: dict(
         embedding_size=32, hidden_sizes=[32, 64, 128, 256], depths=[1, 1, 1, 1], layer_type="basic",
         downsample_in_first_stage=False))
