@@ -52,3 +52,18 @@ def test_card_reads_calibration_cv_matrix_and_provenance(tiny_model_dir, tmp_pat
     text = card(model, run, evals)
     assert "speakers 09-14 for training, for the recipe's fixed 35 epochs" in text and "chose the epoch" not in text
     assert "validation speakers 09 + 10 (trained on) | 69 |" in text
+
+
+def test_card_describes_the_plain_face_cnn_block_by_block(tiny_model_dir, tmp_path):
+    model, run = tmp_path / "model", tmp_path / "run"
+    shutil.copytree(tiny_model_dir, model)
+    run.mkdir()
+    (run / "state.json").write_text(json.dumps({"done": ["video"]}))
+    config = json.loads((model / "config.json").read_text())
+    config["video"].update(arch="plain", widths=[32, 64], convs=None)
+    (model / "config.json").write_text(json.dumps(config))
+    assert "a plain CNN (per width of [32, 64]: two 3x3 convolutions with BatchNorm" in card(model, run, tmp_path)
+    config["video"]["convs"] = [1, 2]
+    (model / "config.json").write_text(json.dumps(config))
+    assert "a plain CNN (blocks of widths [32, 64] with [1, 2] 3x3 convolutions, each with BatchNorm and ReLU, a 2x2 " \
+        "max-pool" in card(model, run, tmp_path)
