@@ -109,7 +109,7 @@ def card(model: Path, run: Path, evals: Path) -> str:
         rows = [r.replace("(used for early stopping)", role) for r in rows]
     times = ", ".join(f"{k} {v / 60:.1f} min" for k, v in seconds.items())
     video, audio = config["video"], config["audio"]
-    convs = video.get("convs") or [2] * len(video["widths"])
+    convs = VideoConfig(widths=video["widths"], convs=video.get("convs")).block_convs()
     per_block = (f"per width of {video['widths']}: two 3x3 convolutions" if set(convs) == {2} else
                  f"blocks of widths {video['widths']} with {convs} 3x3 convolutions, each")
     face_net = (f"a plain CNN ({per_block} with BatchNorm and ReLU, a 2x2 max-pool; global average pooling)"
